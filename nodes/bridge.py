@@ -1,0 +1,37 @@
+"""Glue between ComfyUI's runtime and cascadev_core's plain callbacks: progress bars and interrupts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import comfy.model_management as mm
+import comfy.utils
+
+from ..cascadev_core.progress import Interrupted, Progress
+
+
+def comfy_progress(total: int, preview=None) -> Progress:
+    """A core :class:`Progress` that drives ComfyUI's progress bar and polls its interrupt flag.
+
+    Args:
+        total: units of work (model evaluations, decoded slices).
+        preview: optional ``fn(done) -> preview | None`` whose result is sent with each update
+            (ComfyUI's latent-preview tuple ``("JPEG", PIL.Image, max_size)``).
+    """
+    bar = comfy.utils.ProgressBar(total)
+
+    def on_step(done: int, total_: int) -> None:
+        bar.update_absolute(done, total_, preview(done) if preview is not None else None)
+
+    return Progress(total=total, on_step=on_step, should_stop=mm.processing_interrupted)
+
+
+@contextlib.contextmanager
+def comfy_interrupts() -> Iterator[None]:
+    """Turn the core's :class:`Interrupted` into ComfyUI's own interrupt, so the run ends as "interrupted"."""
+    try:
+        yield
+    except Interrupted:
+        mm.throw_exception_if_processing_interrupted()
+        raise mm.InterruptProcessingException() from None

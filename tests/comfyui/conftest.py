@@ -1,0 +1,32 @@
+"""One real ComfyUI server per test session, with this pack loaded and tiny generated weights in its models/.
+
+The ComfyUI tree comes from ``$COMFYUI_PATH`` (set by ``scripts/comfyui_env.py test``) or the cached one that
+``scripts/comfyui_env.py setup`` unpacks. The server is stopped at the end of the session whatever happens.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+import comfyui_env
+from make_tiny_models import write_tiny_models
+
+
+@pytest.fixture(scope="session")
+def comfy_server(tmp_path_factory):
+    comfy = comfyui_env.comfyui_path(Path(sys.executable))
+    base = tmp_path_factory.mktemp("comfy-base")
+    comfyui_env.make_base_directory(base)
+    write_tiny_models(base / "models")
+    server = comfyui_env.ComfyServer(Path(sys.executable), comfy, base)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def object_info(comfy_server) -> dict:
+    return comfy_server.get("/object_info")

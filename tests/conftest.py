@@ -1,0 +1,25 @@
+"""Shared pytest fixtures: paths to the repository, the shared reference data and the scripts."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = REPO.parent / "shared" / "reference" / "cascadev"
+
+if str(REPO / "scripts") not in sys.path:
+    sys.path.insert(0, str(REPO / "scripts"))
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    """The official implementation's outputs (``../shared/reference/cascadev`` beside the checkout)."""
+    if not (REFERENCE_DIR / "README.md").exists():
+        pytest.skip(f"reference data not found at {REFERENCE_DIR} (the checkout needs ../shared beside it)")
+    return REFERENCE_DIR
