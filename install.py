@@ -15,8 +15,10 @@ REQUIRED = {"einops": "einops", "safetensors": "safetensors", "kornia": "kornia"
 def main() -> int:
     missing = [pkg for mod, pkg in REQUIRED.items() if importlib.util.find_spec(mod) is None]
     if missing:
-        print(f"[CascadeV] missing packages: {' '.join(missing)}; run: {sys.executable} -m pip install -r "
-              f"{PACK / 'requirements.txt'}")
+        print(
+            f"[CascadeV] missing packages: {' '.join(missing)}; run: {sys.executable} -m pip install -r "
+            f"{PACK / 'requirements.txt'}"
+        )
         return 1
     comfy_root = PACK.parent.parent
     if (comfy_root / "main.py").exists():

@@ -101,11 +101,11 @@ class CascadeVAttentionLayout(io.ComfyNode):
             category="CascadeV/settings",
             description="A custom grid-attention schedule, cycled over the DiT blocks. Each entry: null (full 3D "
             "attention), [t_chunks, s_windows] (the official grid: t_chunks temporal chunks x s_windows^2 spatial "
-            "windows) or {\"window\": [t, h, w]} (window size in tokens, W.A.L.T. style).",
+            'windows) or {"window": [t, h, w]} (window size in tokens, W.A.L.T. style).',
             inputs=[
                 io.String.Input(
                     "schedule",
-                    default='[[1, 4], [4, 1], null]',
+                    default="[[1, 4], [4, 1], null]",
                     multiline=True,
                     tooltip="JSON list of per-block entries, or a preset name (official, full, paper, walt).",
                 ),

@@ -82,4 +82,6 @@ def patch(module: torch.nn.Module, dtype: torch.dtype) -> comfy.model_patcher.Mo
     """Wrap a core module for ComfyUI's model management (kept on the offload device until used)."""
     module = module.to(dtype=dtype).eval().requires_grad_(False)
     module.to(mm.unet_offload_device())
-    return comfy.model_patcher.ModelPatcher(module, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+    return comfy.model_patcher.ModelPatcher(
+        module, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device()
+    )

