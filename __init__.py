@@ -1,24 +1,14 @@
-"""ComfyUI entry point of the CascadeV node pack (V3 node API).
+"""ComfyUI entry point of the CascadeV node pack (V3 node API: ``comfy_entrypoint``).
 
-ComfyUI imports this file as a package. Everything heavy lives in ``cascadev_core`` (pure torch); the node
-classes in ``nodes/`` only translate ComfyUI types.
+Everything heavy lives in ``cascadev_core`` (pure torch); the node classes in ``nodes/`` only translate ComfyUI
+types. Outside ComfyUI (e.g. when pytest collects this folder as a package) there is nothing to register.
 """
 
-from comfy_api.latest import ComfyExtension, io
-
-from .nodes import NODES, register_model_folders
+import importlib.util
 
 WEB_DIRECTORY = "./web"
 
-register_model_folders()
+if importlib.util.find_spec("comfy_api") is not None:
+    from .nodes import comfy_entrypoint
 
-
-class CascadeVExtension(ComfyExtension):
-    """Lists the pack's nodes for ComfyUI."""
-
-    async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return list(NODES)
-
-
-async def comfy_entrypoint() -> CascadeVExtension:
-    return CascadeVExtension()
+    __all__ = ["WEB_DIRECTORY", "comfy_entrypoint"]

@@ -1,8 +1,20 @@
 """ComfyUI node classes of the pack. Thin: they translate ComfyUI types and call ``cascadev_core``."""
 
+from comfy_api.latest import ComfyExtension, io
+
 from . import cascade, loaders
 from .models import register_model_folders
 
 NODES = [*loaders.NODES, *cascade.NODES]
 
-__all__ = ["NODES", "register_model_folders"]
+
+class CascadeVExtension(ComfyExtension):
+    """Lists the pack's nodes for ComfyUI."""
+
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> CascadeVExtension:
+    register_model_folders()
+    return CascadeVExtension()

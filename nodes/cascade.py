@@ -22,6 +22,7 @@ from ..cascadev_core.schedulers import SAMPLERS
 from ..cascadev_core.tiling import BLEND_MODES, PAD_MODES, TILE_BLEND_MODES
 from .bridge import comfy_interrupts, comfy_progress
 from .types import CascadeVEffnetType, CascadeVModelType, CascadeVRefineOptionsType
+from .validation import check_combos
 
 EFFNET_STRIDE = 32
 
@@ -144,6 +145,10 @@ class CascadeVRefineOptions(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, window_blend, tile_blend, pad) -> bool | str:
+        return check_combos(cls, window_blend=window_blend, tile_blend=tile_blend, pad=pad)
+
+    @classmethod
     def execute(cls, window, window_stride, window_blend, tile, tile_overlap, tile_blend, max_batch, pad):
         options = core_refine.RefineOptions(
             window=window or None,
@@ -192,6 +197,10 @@ class CascadeVRefine(io.ComfyNode):
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip="SD-VAE latents [B*T, 4, H/8, W/8].")],
         )
+
+    @classmethod
+    def validate_inputs(cls, sampler) -> bool | str:
+        return check_combos(cls, sampler=sampler)
 
     @classmethod
     def execute(cls, cascadev_model, conditioning, seed, steps, sampler, options=None) -> io.NodeOutput:

@@ -9,8 +9,9 @@ from comfy_api.latest import io
 from ..cascadev_core.attention_layouts import LAYOUT_PRESETS, describe_layout, resolve_layout
 from ..cascadev_core.checkpoint import load_dit
 from ..cascadev_core.effnet import load_effnet_encoder
-from .models import CascadeVEffnet, CascadeVModel, model_files, model_path, patch, resolve_dtype
+from .models import CascadeVEffnet, CascadeVModel, check_model_file, model_files, model_path, patch, resolve_dtype
 from .types import CascadeVEffnetType, CascadeVLayoutType, CascadeVModelType
+from .validation import check_combos
 
 LAYOUT_CHOICES = list(LAYOUT_PRESETS)
 DTYPE_CHOICES = ["auto", "fp32", "bf16", "fp16"]
@@ -53,6 +54,11 @@ class CascadeVModelLoader(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, dit_name, weight_dtype, attention_layout) -> bool | str:
+        combos = check_combos(cls, weight_dtype=weight_dtype, attention_layout=attention_layout)
+        return check_model_file(dit_name, "dit_name: CascadeV DiT") if combos is True else combos
+
+    @classmethod
     def execute(cls, dit_name, weight_dtype, attention_layout, custom_layout=None) -> io.NodeOutput:
         import comfy.model_management as mm
 
@@ -82,6 +88,11 @@ class CascadeVEffnetLoader(io.ComfyNode):
             ],
             outputs=[CascadeVEffnetType.Output(display_name="effnet")],
         )
+
+    @classmethod
+    def validate_inputs(cls, effnet_name, weight_dtype) -> bool | str:
+        combos = check_combos(cls, weight_dtype=weight_dtype)
+        return check_model_file(effnet_name, "effnet_name: effnet encoder") if combos is True else combos
 
     @classmethod
     def execute(cls, effnet_name, weight_dtype) -> io.NodeOutput:

@@ -39,6 +39,14 @@ def model_path(name: str, what: str) -> str:
     return path
 
 
+def check_model_file(name: str, what: str) -> bool | str:
+    """For ``validate_inputs``: True, or a message naming the models/cascadev folders and the missing file."""
+    if folder_paths.get_full_path(MODEL_FOLDER, name) is not None:
+        return True
+    folders = ", ".join(folder_paths.get_folder_paths(MODEL_FOLDER))
+    return f"{what} file '{name}' was not found in the models/{MODEL_FOLDER} folder ({folders}); put it there"
+
+
 def resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
     """``auto`` = the official recipe (fp16 weights, fp32 attention) where fp16 is fast, else fp32."""
     if choice == "auto":

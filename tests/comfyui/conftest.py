@@ -7,9 +7,8 @@ The ComfyUI tree comes from ``$COMFYUI_PATH`` (set by ``scripts/comfyui_env.py t
 import sys
 from pathlib import Path
 
-import pytest
-
 import comfyui_env
+import pytest
 from make_tiny_models import write_tiny_models
 
 
@@ -30,3 +29,14 @@ def comfy_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def object_info(comfy_server) -> dict:
     return comfy_server.get("/object_info")
+
+
+@pytest.fixture(scope="session")
+def demo_video(comfy_server) -> Path:
+    """The demo's synthetic input video in the server's input folder (what the shipped workflows load)."""
+    from run_demo import DEMO_VIDEO, write_demo_video
+
+    path = comfy_server.base / "input" / DEMO_VIDEO
+    if not path.exists():
+        write_demo_video(path)
+    return path
