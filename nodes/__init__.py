@@ -2,10 +2,10 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import cascade, loaders
+from . import cascade, chunk_sampler, loaders
 from .models import register_model_folders
 
-NODES = [*loaders.NODES, *cascade.NODES]
+NODES = [*loaders.NODES, *cascade.NODES, *chunk_sampler.NODES]
 
 
 class CascadeVExtension(ComfyExtension):

@@ -9,8 +9,12 @@ writes, under a ComfyUI ``models/`` folder:
   hidden 72, depth 4, 4 heads, tile 16 (its config is stored in the file's metadata, as the converter does);
 * ``cascadev/tiny_effnet_encoder.safetensors``: the full-size EfficientNetV2-S effnet encoder (20 M values,
   random, float16), the architecture of the released ``effnet_encoder.safetensors``;
-* ``vae/tiny_taesd.safetensors``: a TAESD (SD-latent tiny autoencoder) with random weights, built by ComfyUI's own
-  ``comfy.taesd`` class in a subprocess so the key names are ComfyUI's (needs ``COMFYUI_PATH`` or the cached tree).
+* ``vae/tiny_taesd.safetensors``: a TAESD (SD-latent tiny autoencoder) with random weights;
+* ``diffusion_models/tiny_wan21_i2v.safetensors``: a Wan 2.1 image-to-video DiT (width 128, one block);
+* ``vae/tiny_wan21_vae.safetensors``: a Wan 2.1 VAE of base width 8 (stock VAELoader reads the width from it);
+
+the last three built by ComfyUI's own classes in a subprocess, so the key names are ComfyUI's (needs
+``COMFYUI_PATH`` or the cached tree).
 
 Real weights go in the same folders: ``models/cascadev/s1024.effn-f32.pth`` (or its ``.safetensors``
 conversion), ``models/cascadev/effnet_encoder.safetensors`` and a 4-channel SD VAE (the SVD temporal VAE of the
@@ -20,6 +24,7 @@ official pipeline) in ``models/vae/``.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -38,28 +43,54 @@ from cascadev_core.effnet import EfficientNetEncoder  # noqa: E402
 TINY_DIT = "tiny_cascadev_dit.safetensors"
 TINY_EFFNET = "tiny_effnet_encoder.safetensors"
 TINY_VAE = "tiny_taesd.safetensors"
+TINY_WAN = "tiny_wan21_i2v.safetensors"
+TINY_WAN_VAE = "tiny_wan21_vae.safetensors"
+
+#: real model file names in the shipped workflows -> the tiny stand-ins written here
+TINY_SUBSTITUTES = {
+    "s1024.effn-f32.pth": TINY_DIT,
+    "effnet_encoder.safetensors": TINY_EFFNET,
+    "vae-ft-mse-840000-ema-pruned.safetensors": TINY_VAE,
+    "wan2.1_i2v_480p_14B_fp16.safetensors": TINY_WAN,
+    "wan_2.1_vae.safetensors": TINY_WAN_VAE,
+}
 
 TINY_DIT_CONFIG = dict(hidden_size=72, depth=4, num_heads=4, input_size=16, attn_layout="official")
 
-_TAESD_SCRIPT = r"""
+_COMFY_MODELS_SCRIPT = r"""
 import sys, torch
-comfy_dir, out = sys.argv[1], sys.argv[2]
+comfy_dir, targets = sys.argv[1], list(zip(sys.argv[2::2], sys.argv[3::2]))
 sys.path.insert(0, comfy_dir)
 sys.argv = [sys.argv[0], "--cpu"]
 import comfy.options
 comfy.options.enable_args_parsing()
 from safetensors.torch import save_file
-import comfy.taesd.taesd as taesd
-torch.manual_seed(0)
-model = taesd.TAESD()
-sd = {}
-for k, v in model.state_dict().items():
-    if v.ndim > 1:  # comfy's ops skip weight init: give every conv a fan-in scaled normal init
-        v = torch.randn(v.shape) / (v[0].numel() ** 0.5)
-    elif k.endswith("bias"):
-        v = torch.zeros(v.shape)
-    sd[k] = v.contiguous()
-save_file(sd, out)
+import comfy.ldm.wan.model, comfy.ldm.wan.vae, comfy.ops, comfy.taesd.taesd as taesd
+
+def randomised(model, seed):
+    # comfy's ops skip weight init: give every weight a fan-in scaled normal init, biases zero, norms one
+    gen = torch.Generator().manual_seed(seed)
+    sd = {}
+    for k, v in model.state_dict().items():
+        if v.ndim > 1:
+            v = torch.randn(v.shape, generator=gen) / (v[0].numel() ** 0.5)
+        elif k.endswith("bias"):
+            v = torch.zeros(v.shape)
+        else:
+            v = torch.ones(v.shape)
+        sd[k] = v.contiguous()
+    return sd
+
+models = {
+    "TAESD": lambda: taesd.TAESD(),
+    "WAN21_I2V": lambda: comfy.ldm.wan.model.WanModel(
+        model_type="i2v", in_dim=36, dim=128, ffn_dim=256, num_heads=1, num_layers=1, out_dim=16,
+        operations=comfy.ops.disable_weight_init),
+    "WAN21_VAE": lambda: comfy.ldm.wan.vae.WanVAE(
+        dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, temperal_downsample=[False, True, True]),
+}
+for i, (name, path) in enumerate(targets):
+    save_file(randomised(models[name](), i), path)
 """
 
 
@@ -94,9 +125,11 @@ def write_tiny_effnet(path: Path, seed: int = 1) -> Path:
     return path
 
 
-def write_tiny_taesd(path: Path, comfyui: Path) -> Path:
-    subprocess.run([sys.executable, "-c", _TAESD_SCRIPT, str(comfyui), str(path)], check=True)
-    return path
+def write_comfy_models(comfyui: Path, targets: dict[str, Path]) -> None:
+    """Build ComfyUI-side models (``TAESD``, ``WAN21_I2V``, ``WAN21_VAE``) with ComfyUI's own classes in a
+    subprocess and save random weights: ``targets`` maps a model name to its output file."""
+    pairs = [str(x) for name, path in targets.items() for x in (name, path)]
+    subprocess.run([sys.executable, "-c", _COMFY_MODELS_SCRIPT, str(comfyui), *pairs], check=True)
 
 
 def write_tiny_models(models_dir: Path, comfyui: Path | None = None) -> dict[str, Path]:
@@ -109,6 +142,8 @@ def write_tiny_models(models_dir: Path, comfyui: Path | None = None) -> dict[str
         "dit": models_dir / "cascadev" / TINY_DIT,
         "effnet": models_dir / "cascadev" / TINY_EFFNET,
         "vae": models_dir / "vae" / TINY_VAE,
+        "wan": models_dir / "diffusion_models" / TINY_WAN,
+        "wan_vae": models_dir / "vae" / TINY_WAN_VAE,
     }
     for p in out.values():
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -116,8 +151,20 @@ def write_tiny_models(models_dir: Path, comfyui: Path | None = None) -> dict[str
         write_tiny_dit(out["dit"])
     if not out["effnet"].exists():
         write_tiny_effnet(out["effnet"])
-    if not out["vae"].exists():
-        write_tiny_taesd(out["vae"], comfyui)
+    comfy_side = {"TAESD": out["vae"], "WAN21_I2V": out["wan"], "WAN21_VAE": out["wan_vae"]}
+    missing = {name: path for name, path in comfy_side.items() if not path.exists()}
+    if missing:
+        write_comfy_models(comfyui, missing)
+    return out
+
+
+def with_tiny_models(prompt: dict) -> dict:
+    """A copy of an API-format graph whose model file names are replaced by the tiny stand-ins."""
+    out = json.loads(json.dumps(prompt))
+    for node in out.values():
+        for name, value in node["inputs"].items():
+            if isinstance(value, str) and value in TINY_SUBSTITUTES:
+                node["inputs"][name] = TINY_SUBSTITUTES[value]
     return out
 
 

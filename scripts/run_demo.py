@@ -4,8 +4,9 @@
 Run it through ``python3 scripts/comfyui_env.py demo`` (which prepares the environment first). It
 
 1. writes tiny random weights of the real architectures into ``.demo-base/models`` (no download),
-2. writes a short synthetic input video into ``.demo-base/input``,
-3. starts ComfyUI on loopback with the pack, queues ``workflows/api/cascadev_refine_video.json`` on ``/prompt``,
+2. writes a short synthetic input video and guide image into ``.demo-base/input``,
+3. starts ComfyUI on loopback with the pack, queues ``workflows/api/cascadev_refine_video.json`` (its model
+   names swapped for the tiny files) on ``/prompt``,
    shows the server's progress messages as a bar, and stops the server,
 4. leaves the result under ``output/`` (the tiny weights are random: the video shows the pipeline ran, not a
    good picture; put real weights in ``models/cascadev`` and ``models/vae`` of your ComfyUI for that).
@@ -25,11 +26,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import comfyui_env  # noqa: E402
-from make_tiny_models import write_tiny_models  # noqa: E402
+from make_tiny_models import with_tiny_models, write_tiny_models  # noqa: E402
 
 REPO = comfyui_env.REPO
 DEFAULT_WORKFLOW = REPO / "workflows" / "api" / "cascadev_refine_video.json"
 DEMO_VIDEO = "cascadev_demo_input.mp4"
+DEMO_IMAGE = "cascadev_demo_guide.png"
 
 
 def write_demo_video(path: Path, frames: int = 9, size: int = 256, fps: int = 8) -> None:
@@ -49,6 +51,19 @@ def write_demo_video(path: Path, frames: int = 9, size: int = 256, fps: int = 8)
             frame = av.VideoFrame.from_ndarray((img * 255).astype(np.uint8), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
+
+
+def write_demo_inputs(input_dir: Path) -> None:
+    """The inputs the shipped workflows load: a short video and a guide image (its first frame)."""
+    import av
+    from PIL import Image
+
+    if not (input_dir / DEMO_VIDEO).exists():
+        write_demo_video(input_dir / DEMO_VIDEO)
+    if not (input_dir / DEMO_IMAGE).exists():
+        with av.open(str(input_dir / DEMO_VIDEO)) as container:
+            frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
+        Image.fromarray(frame).save(input_dir / DEMO_IMAGE)
 
 
 def progress_bar(done: int, total: int, label: str, width: int = 30) -> None:
@@ -91,11 +106,10 @@ def main() -> int:
     base = comfyui_env.make_base_directory(REPO / ".demo-base")
     print("[demo] writing tiny random weights (real architectures) ...")
     write_tiny_models(base / "models", args.comfyui)
-    if not (base / "input" / DEMO_VIDEO).exists():
-        write_demo_video(base / "input" / DEMO_VIDEO)
+    write_demo_inputs(base / "input")
     output = REPO / "output"
     output.mkdir(exist_ok=True)
-    prompt = json.loads(args.workflow.read_text())
+    prompt = with_tiny_models(json.loads(args.workflow.read_text()))
     titles = {k: v.get("_meta", {}).get("title", v["class_type"]) for k, v in prompt.items()}
 
     server = comfyui_env.ComfyServer(Path(sys.executable), args.comfyui, base, output=output)

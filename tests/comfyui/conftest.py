@@ -32,11 +32,9 @@ def object_info(comfy_server) -> dict:
 
 
 @pytest.fixture(scope="session")
-def demo_video(comfy_server) -> Path:
-    """The demo's synthetic input video in the server's input folder (what the shipped workflows load)."""
-    from run_demo import DEMO_VIDEO, write_demo_video
+def demo_inputs(comfy_server) -> Path:
+    """The demo's synthetic input video and guide image in the server's input folder (what the workflows load)."""
+    from run_demo import write_demo_inputs
 
-    path = comfy_server.base / "input" / DEMO_VIDEO
-    if not path.exists():
-        write_demo_video(path)
-    return path
+    write_demo_inputs(comfy_server.base / "input")
+    return comfy_server.base / "input"

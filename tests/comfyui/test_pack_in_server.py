@@ -1,11 +1,11 @@
 """The pack inside a real ComfyUI server: import, node registry, a queued graph, validation errors."""
 
 import ast
-import copy
 import json
 from pathlib import Path
 
 import pytest
+from make_tiny_models import with_tiny_models
 
 pytestmark = pytest.mark.comfyui
 
@@ -58,30 +58,30 @@ def test_model_folder_is_registered_and_lists_generated_weights(object_info):
     assert "tiny_cascadev_dit.safetensors" in options
 
 
-def test_shipped_api_workflow_runs_and_history_has_the_output(comfy_server, demo_video):
-    prompt = json.loads(DEMO_WORKFLOW.read_text())
-    prompt["6"]["inputs"]["steps"] = 2
+def test_shipped_api_workflow_runs_and_history_has_the_output(comfy_server, demo_inputs):
+    prompt = with_tiny_models(json.loads(DEMO_WORKFLOW.read_text()))
+    prompt["24"]["inputs"]["steps"] = 2
     entry = comfy_server.wait(comfy_server.queue(prompt), timeout=900)
     assert entry["status"]["status_str"] == "success", entry["status"]
-    videos = entry["outputs"]["9"]["images"]
+    videos = entry["outputs"]["27"]["images"]
     assert len(videos) == 1 and videos[0]["filename"].endswith(".mp4")
     saved = comfy_server.base / "output" / videos[0]["subfolder"] / videos[0]["filename"]
     assert saved.stat().st_size > 1000
 
 
 def test_bad_input_value_is_rejected_naming_the_input(comfy_server):
-    prompt = copy.deepcopy(json.loads(DEMO_WORKFLOW.read_text()))
-    prompt["6"]["inputs"]["sampler"] = "no_such_sampler"
+    prompt = with_tiny_models(json.loads(DEMO_WORKFLOW.read_text()))
+    prompt["24"]["inputs"]["sampler"] = "no_such_sampler"
     status, body = comfy_server.post("/prompt", {"prompt": prompt})
     assert status == 400
-    errors = body["node_errors"]["6"]["errors"]
+    errors = body["node_errors"]["24"]["errors"]
     assert errors[0]["details"].startswith("sampler - sampler: 'no_such_sampler' is not one of euler_a"), errors
 
 
-def test_missing_model_file_error_names_folder_and_file(comfy_server, demo_video):
-    prompt = json.loads(DEMO_WORKFLOW.read_text())
-    prompt["3"]["inputs"]["dit_name"] = "s1024.effn-f32.pth"
+def test_missing_model_file_error_names_folder_and_file(comfy_server, demo_inputs):
+    prompt = with_tiny_models(json.loads(DEMO_WORKFLOW.read_text()))
+    prompt["21"]["inputs"]["dit_name"] = "s1024.effn-f32.pth"
     status, body = comfy_server.post("/prompt", {"prompt": prompt})
     assert status == 400
-    details = body["node_errors"]["3"]["errors"][0]["details"]
+    details = body["node_errors"]["21"]["errors"][0]["details"]
     assert "dit_name: CascadeV DiT file 's1024.effn-f32.pth' was not found in the models/cascadev folder" in details
