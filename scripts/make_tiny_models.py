@@ -87,7 +87,7 @@ models = {
         model_type="i2v", in_dim=36, dim=128, ffn_dim=256, num_heads=1, num_layers=1, out_dim=16,
         operations=comfy.ops.disable_weight_init),
     "WAN21_VAE": lambda: comfy.ldm.wan.vae.WanVAE(
-        dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, temperal_downsample=[False, True, True]),
+        dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True]),
 }
 for i, (name, path) in enumerate(targets):
     save_file(randomised(models[name](), i), path)

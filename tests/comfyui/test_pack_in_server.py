@@ -80,8 +80,8 @@ def test_bad_input_value_is_rejected_naming_the_input(comfy_server):
 
 def test_missing_model_file_error_names_folder_and_file(comfy_server, demo_inputs):
     prompt = with_tiny_models(json.loads(DEMO_WORKFLOW.read_text()))
-    prompt["21"]["inputs"]["dit_name"] = "s1024.effn-f32.pth"
+    prompt["21"]["inputs"]["dit_name"] = "missing_model.pth"
     status, body = comfy_server.post("/prompt", {"prompt": prompt})
     assert status == 400
     details = body["node_errors"]["21"]["errors"][0]["details"]
-    assert "dit_name: CascadeV DiT file 's1024.effn-f32.pth' was not found in the models/cascadev folder" in details
+    assert "dit_name: CascadeV DiT file 'missing_model.pth' was not found in the models/cascadev folder" in details
