@@ -4,6 +4,7 @@ from comfy_api.latest import ComfyExtension, io
 
 from . import cascade, chunk_sampler, loaders
 from .models import register_model_folders
+from .routes import register_routes
 
 NODES = [*loaders.NODES, *cascade.NODES, *chunk_sampler.NODES]
 
@@ -17,4 +18,5 @@ class CascadeVExtension(ComfyExtension):
 
 async def comfy_entrypoint() -> CascadeVExtension:
     register_model_folders()
+    register_routes()
     return CascadeVExtension()

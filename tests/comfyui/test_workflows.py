@@ -127,3 +127,41 @@ def test_chunk_sampler_workflow_runs_on_tiny_wan(comfy_server, demo_inputs):
     assert report["num_frames"] == 5 + 4  # the second chunk's guide frame is not repeated
     for chunk in report["chunks"]:
         assert chunk["chosen_index"] == max(range(3), key=lambda i: chunk["candidate_scores"][i])
+
+
+def test_interrupt_stops_chunk_search_within_one_evaluation_and_writes_nothing(comfy_server, demo_inputs):
+    import asyncio
+    import uuid
+
+    import aiohttp
+
+    prompt = tiny_chunk_graph(candidates=4, preview_steps=40, steps=200, chunks=3)
+    prompt["11"]["inputs"]["filename_prefix"] = "cascadev/interrupted"
+    client_id = uuid.uuid4().hex
+
+    async def run() -> tuple[int, list, dict]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{comfy_server.url}/ws?clientId={client_id}") as ws:
+                status, body = comfy_server.post("/prompt", {"prompt": prompt, "client_id": client_id})
+                assert status == 200, body
+                after, interrupted_at = [], None
+                async for msg in ws:
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        continue
+                    data = json.loads(msg.data)
+                    if data["type"] == "progress" and data["data"]["node"] == "10":
+                        if interrupted_at is None and data["data"]["value"] >= 3:
+                            interrupted_at = data["data"]["value"]
+                            comfy_server.post("/interrupt", {})
+                        elif interrupted_at is not None:
+                            after.append(data["data"]["value"])
+                    if data["type"] in ("execution_interrupted", "execution_error", "execution_success"):
+                        return interrupted_at, after, data
+        raise AssertionError("websocket closed before the run ended")
+
+    interrupted_at, after, last = asyncio.run(asyncio.wait_for(run(), timeout=600))
+    assert last["type"] == "execution_interrupted" and last["data"]["node_id"] == "10", last
+    assert len(after) <= 1, f"{len(after)} more evaluations ran after the interrupt (at {interrupted_at})"
+    entry = comfy_server.wait(last["data"]["prompt_id"], timeout=60)
+    assert entry["status"]["status_str"] == "error" and "11" not in entry["outputs"]
+    assert not list((comfy_server.base / "output").rglob("interrupted*"))

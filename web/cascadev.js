@@ -1,0 +1,152 @@
+// CascadeV canvas extension (plain JS on the ComfyUI frontend's extension API).
+//
+// * Chunk Sampler: live candidate thumbnails with their scores while the search runs; the candidate chosen for
+//   each chunk is outlined, the full run's score shown after it.
+// * Refine / Load CascadeV Model: an estimate of attention cost and memory of one model call for the layout and
+//   tile in use (asks the pack's /cascadev/attention_cost route; the numbers come from cascadev_core).
+//
+// Both are DOM widgets with serialize: false, so they never enter a workflow's widgets_values.
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+
+const EVENT = "cascadev.chunk_candidates";
+const STYLE = `
+.cascadev-panel { font: 11px sans-serif; color: var(--input-text, #ddd); padding: 4px; overflow: auto; }
+.cascadev-grid { display: flex; flex-wrap: wrap; gap: 4px; }
+.cascadev-cand { display: flex; flex-direction: column; align-items: center; border: 2px solid transparent;
+  border-radius: 4px; padding: 1px; }
+.cascadev-cand img { width: 72px; height: auto; border-radius: 2px; }
+.cascadev-cand.chosen { border-color: #4caf50; }
+.cascadev-cand.final { border-color: #2196f3; }
+.cascadev-cost { white-space: pre-line; line-height: 1.35; }
+`;
+
+function injectStyle() {
+  if (document.getElementById("cascadev-style")) return;
+  const style = document.createElement("style");
+  style.id = "cascadev-style";
+  style.textContent = STYLE;
+  document.head.appendChild(style);
+}
+
+function addPanel(node, name, className, text) {
+  const el = document.createElement("div");
+  el.className = `cascadev-panel ${className}`;
+  el.textContent = text;
+  node.addDOMWidget(name, "cascadev_panel", el, { serialize: false, hideOnZoom: false });
+  return el;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Chunk sampler: candidate thumbnails
+// ---------------------------------------------------------------------------------------------------------------
+export function renderCandidates(el, detail) {
+  const scores = detail.candidates.filter((c) => !c.final).map((c) => c.score);
+  const best = scores.length ? Math.max(...scores) : null;
+  el.replaceChildren();
+  const title = document.createElement("div");
+  title.textContent = `chunk ${detail.chunk + 1} · ${detail.mode}`;
+  const grid = document.createElement("div");
+  grid.className = "cascadev-grid";
+  for (const c of detail.candidates) {
+    const cell = document.createElement("div");
+    const chosen = !c.final && c.score === best && detail.mode !== "naive";
+    cell.className = `cascadev-cand${chosen ? " chosen" : ""}${c.final ? " final" : ""}`;
+    cell.title = c.final ? "full run of the chosen noise" : chosen ? "chosen" : "candidate preview";
+    const img = document.createElement("img");
+    img.src = c.image;
+    const label = document.createElement("span");
+    label.textContent = `${c.final ? "full " : ""}${c.score.toFixed(3)}`;
+    cell.append(img, label);
+    grid.appendChild(cell);
+  }
+  el.append(title, grid);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Refine: attention cost estimate
+// ---------------------------------------------------------------------------------------------------------------
+function widgetValue(node, name, fallback) {
+  const w = node?.widgets?.find((x) => x.name === name);
+  return w === undefined ? fallback : w.value;
+}
+
+function upstream(node, inputName) {
+  const input = node.inputs?.find((i) => i.name === inputName);
+  if (!input || input.link == null) return null;
+  const link = app.graph.links[input.link];
+  return link ? app.graph.getNodeById(link.origin_id) : null;
+}
+
+function costQuery(node) {
+  const loader = node.comfyClass === "CascadeVModelLoader" ? node : upstream(node, "cascadev_model");
+  const options = upstream(node, "options");
+  const layoutNode = loader && upstream(loader, "custom_layout");
+  let layout = widgetValue(loader, "attention_layout", "official");
+  if (layoutNode) layout = widgetValue(layoutNode, "schedule", layout).trim();
+  const tile = Number(widgetValue(options, "tile", 0)) || 128;
+  const maxBatch = Number(widgetValue(options, "max_batch", 1)) || 1;
+  const frames = Number(widgetValue(options, "window", 0)) || 8;
+  return new URLSearchParams({ layout, tile, max_batch: maxBatch, frames }).toString();
+}
+
+async function updateCost(node, el) {
+  const query = costQuery(node);
+  if (query === node.cascadevCostQuery) return;
+  node.cascadevCostQuery = query;
+  try {
+    const res = await api.fetchApi(`/cascadev/attention_cost?${query}`);
+    const r = await res.json();
+    if (!res.ok) {
+      el.textContent = `attention estimate: ${r.error}`;
+      return;
+    }
+    const p = new URLSearchParams(query);
+    el.textContent =
+      `per call: ${p.get("frames")} frames × ${p.get("tile")}² latent × ${p.get("max_batch")} = ` +
+      `${r.tokens_per_call.toLocaleString()} tokens\n` +
+      `attention ${(100 * r.attention_ratio).toFixed(1)}% of full 3D, whole blocks ` +
+      `${(100 * r.block_ratio).toFixed(1)}%\n` +
+      `≈ ${r.activation_gib} GiB activations; ${r.scores_gib} GiB if attention scores are materialised`;
+  } catch (err) {
+    el.textContent = `attention estimate unavailable (${err})`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+app.registerExtension({
+  name: "CascadeV.canvas",
+  async setup() {
+    injectStyle();
+    api.addEventListener(EVENT, ({ detail }) => {
+      const node = app.graph?.getNodeById(Number(detail.node));
+      if (node?.cascadevCandidates) renderCandidates(node.cascadevCandidates, detail);
+    });
+  },
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    const created = nodeType.prototype.onNodeCreated;
+    if (nodeData.name === "CascadeVChunkSampler") {
+      nodeType.prototype.onNodeCreated = function () {
+        const r = created?.apply(this, arguments);
+        this.cascadevCandidates = addPanel(this, "candidates", "cascadev-candidates",
+          "candidate previews appear here while the search runs");
+        return r;
+      };
+    }
+    if (nodeData.name === "CascadeVRefine" || nodeData.name === "CascadeVModelLoader") {
+      nodeType.prototype.onNodeCreated = function () {
+        const r = created?.apply(this, arguments);
+        const el = addPanel(this, "attention_cost", "cascadev-cost", "attention estimate…");
+        const tick = () => updateCost(this, el);
+        this.cascadevCostTimer = setInterval(tick, 1500);
+        setTimeout(tick, 0);
+        const removed = this.onRemoved;
+        this.onRemoved = function () {
+          clearInterval(this.cascadevCostTimer);
+          return removed?.apply(this, arguments);
+        };
+        return r;
+      };
+    }
+  },
+});
