@@ -140,23 +140,23 @@ def test_interrupt_stops_chunk_search_within_one_evaluation_and_writes_nothing(c
     client_id = uuid.uuid4().hex
 
     async def run() -> tuple[int, list, dict]:
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(f"{comfy_server.url}/ws?clientId={client_id}") as ws:
-                status, body = comfy_server.post("/prompt", {"prompt": prompt, "client_id": client_id})
-                assert status == 200, body
-                after, interrupted_at = [], None
-                async for msg in ws:
-                    if msg.type != aiohttp.WSMsgType.TEXT:
-                        continue
-                    data = json.loads(msg.data)
-                    if data["type"] == "progress" and data["data"]["node"] == "10":
-                        if interrupted_at is None and data["data"]["value"] >= 3:
-                            interrupted_at = data["data"]["value"]
-                            comfy_server.post("/interrupt", {})
-                        elif interrupted_at is not None:
-                            after.append(data["data"]["value"])
-                    if data["type"] in ("execution_interrupted", "execution_error", "execution_success"):
-                        return interrupted_at, after, data
+        url = f"{comfy_server.url}/ws?clientId={client_id}"
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            status, body = comfy_server.post("/prompt", {"prompt": prompt, "client_id": client_id})
+            assert status == 200, body
+            after, interrupted_at = [], None
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                if data["type"] == "progress" and data["data"]["node"] == "10":
+                    if interrupted_at is None and data["data"]["value"] >= 3:
+                        interrupted_at = data["data"]["value"]
+                        comfy_server.post("/interrupt", {})
+                    elif interrupted_at is not None:
+                        after.append(data["data"]["value"])
+                if data["type"] in ("execution_interrupted", "execution_error", "execution_success"):
+                    return interrupted_at, after, data
         raise AssertionError("websocket closed before the run ended")
 
     interrupted_at, after, last = asyncio.run(asyncio.wait_for(run(), timeout=600))
