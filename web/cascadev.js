@@ -29,11 +29,15 @@ function injectStyle() {
   document.head.appendChild(style);
 }
 
-function addPanel(node, name, className, text) {
+function addPanel(node, name, className, text, minHeight) {
   const el = document.createElement("div");
   el.className = `cascadev-panel ${className}`;
   el.textContent = text;
-  node.addDOMWidget(name, "cascadev_panel", el, { serialize: false, hideOnZoom: false });
+  node.addDOMWidget(name, "cascadev_panel", el, {
+    serialize: false,
+    hideOnZoom: false,
+    getMinHeight: () => minHeight,
+  });
   return el;
 }
 
@@ -129,14 +133,14 @@ app.registerExtension({
       nodeType.prototype.onNodeCreated = function () {
         const r = created?.apply(this, arguments);
         this.cascadevCandidates = addPanel(this, "candidates", "cascadev-candidates",
-          "candidate previews appear here while the search runs");
+          "candidate previews appear here while the search runs", 150);
         return r;
       };
     }
     if (nodeData.name === "CascadeVRefine" || nodeData.name === "CascadeVModelLoader") {
       nodeType.prototype.onNodeCreated = function () {
         const r = created?.apply(this, arguments);
-        const el = addPanel(this, "attention_cost", "cascadev-cost", "attention estimate…");
+        const el = addPanel(this, "attention_cost", "cascadev-cost", "attention estimate…", 64);
         const tick = () => updateCost(this, el);
         this.cascadevCostTimer = setInterval(tick, 1500);
         setTimeout(tick, 0);
