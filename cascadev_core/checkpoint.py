@@ -42,17 +42,17 @@ class CheckpointMismatchError(ValueError):
         self.path, self.missing, self.unexpected, self.wrong_shape = path, missing, unexpected, wrong_shape
         parts = []
         if missing:
-            parts.append(f"{len(missing)} missing key(s): {_first(missing)}")
+            parts.append(f"{len(missing)} missing key(s): {format_key_list(missing)}")
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s): {_first(unexpected)}")
+            parts.append(f"{len(unexpected)} unexpected key(s): {format_key_list(unexpected)}")
         if wrong_shape:
             shown = [f"{k} (file {list(f)}, model {list(m)})" for k, f, m in wrong_shape]
-            parts.append(f"{len(wrong_shape)} wrong-shape key(s): {_first(shown)}")
+            parts.append(f"{len(wrong_shape)} wrong-shape key(s): {format_key_list(shown)}")
         target = f" {model_desc}" if model_desc else " the model"
         super().__init__(f"checkpoint {path} does not match{target}: " + "; ".join(parts))
 
 
-def _first(items: list[str]) -> str:
+def format_key_list(items: list[str]) -> str:
     text = ", ".join(items[:_FIRST])
     return text + (f", ... ({len(items) - _FIRST} more)" if len(items) > _FIRST else "")
 
@@ -102,7 +102,7 @@ def load_state_dict_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
         state.pop(key, None)
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(f"checkpoint {path} has non-tensor entries (not a plain state dict): {_first(bad)}")
+        raise ValueError(f"checkpoint {path} has non-tensor entries (not a plain state dict): {format_key_list(bad)}")
     return state, metadata
 
 

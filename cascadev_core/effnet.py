@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import format_key_list
 from .progress import Progress
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -264,12 +265,6 @@ def _strip_prefix(sd: Mapping[str, torch.Tensor], expected: Iterable[str]) -> di
     return dict(sd)
 
 
-def _fmt_keys(keys: Iterable[str], limit: int = 12) -> str:
-    keys = sorted(keys)
-    more = f", ... (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
-
-
 def load_effnet_state_dict(
     model: EfficientNetEncoder, sd: Mapping[str, torch.Tensor], name: str = "state dict"
 ) -> EfficientNetEncoder:
@@ -368,7 +363,7 @@ def recipe_state_dict(spec: Mapping[str, Mapping], base_seed: int, verify: bool 
             bad.append(key)
         sd[key] = t
     if bad:
-        raise ValueError(f"recipe weights: sha256 mismatch for {len(bad)} keys: {_fmt_keys(bad)}")
+        raise ValueError(f"recipe weights: sha256 mismatch for {len(bad)} keys: {format_key_list(sorted(bad))}")
     return sd
 
 

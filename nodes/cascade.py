@@ -215,7 +215,8 @@ class CascadeVRefine(io.ComfyNode):
         device = cascadev_model.load()
         dit = cascadev_model.dit
         options = replace(options, sampler=sampler, steps=steps, model_dtype=dit.dtype)
-        progress = comfy_progress(options.steps)  # the refine reports its exact number of model calls
+        previews = RefinePreviews(device)
+        progress = comfy_progress(options.steps, preview=previews.take)  # the refine reports its number of calls
         with comfy_interrupts():
             latents = core_refine.refine(
                 dit,
@@ -227,9 +228,32 @@ class CascadeVRefine(io.ComfyNode):
                 scale_factor=cfg.scale_factor,
                 on_step=progress.on_step,
                 should_stop=progress.should_stop,
+                callback=previews.update,
             )
         b, c, t, h, w = latents.shape
         return io.NodeOutput({"samples": latents.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w).cpu()})
+
+
+class RefinePreviews:
+    """Latent previews for the progress bar: the first frame of each step's denoised estimate, shown through
+    ComfyUI's previewer (SDXL's latent format: the same 0.13025-scaled SD latent space the refine works in)."""
+
+    def __init__(self, device):
+        import comfy.latent_formats
+        import latent_preview
+
+        self.previewer = latent_preview.get_previewer(device, comfy.latent_formats.SDXL())
+        self.latest = None
+
+    def update(self, info: dict) -> None:
+        self.latest = info["denoised"][:1]
+
+    def take(self, done: int):
+        """A preview of the newest denoised estimate, once per step (None between steps)."""
+        if self.previewer is None or self.latest is None:
+            return None
+        x0, self.latest = self.latest, None
+        return self.previewer.decode_latent_to_preview_image("JPEG", x0)
 
 
 class CascadeVDecode(io.ComfyNode):
@@ -240,8 +264,9 @@ class CascadeVDecode(io.ComfyNode):
             display_name="CascadeV Decode",
             category="CascadeV/cascade",
             description="Decodes refined latents through a ComfyUI VAE in temporal slices and spatial tiles, so a "
-            "2K video never goes through the decoder at once; on out-of-memory it retries with smaller "
-            "slices/tiles before failing.",
+            "2K video never goes through the decoder at once. ComfyUI's VAE first handles an out-of-memory "
+            "itself (its own tiled fallback); if a slice still runs out, this node retries it with smaller "
+            "tiles, then fewer frames, before failing.",
             inputs=[
                 io.Latent.Input("latent", tooltip="Latents [N, 4, h, w] (frames as batch), e.g. from CascadeV Refine."),
                 io.Vae.Input("vae", tooltip="A 4-channel SD VAE; the official pipeline uses the SVD temporal VAE."),

@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import comfy.sample
 import comfy.samplers
+import comfy.utils
 import torch
 from comfy_api.latest import InputImpl, Types, io
 
@@ -21,6 +22,11 @@ from .i2v_adapters import LTXVI2V, SVDI2V, I2VAdapter, WanI2V
 from .validation import check_combos
 
 I2VAdapterType = io.Custom("CASCADEV_I2V")
+#: the search used when no options node is connected; also the options node's widget defaults
+DEFAULT_SEARCH = dict(
+    mode="search", num_candidates=4, preview_steps=4, batch_size=None, color_correction=0.0,
+    keep_guide_frame=False, score_frames=None, score_size=224,
+)  # fmt: skip
 SearchOptionsType = io.Custom("CASCADEV_SEARCH_OPTIONS")
 PREVIEW_EVENT = "cascadev.chunk_candidates"
 THUMBNAIL_SIZE = 128
@@ -29,11 +35,11 @@ THUMBNAIL_SIZE = 128
 # ---------------------------------------------------------------------------------------------------------------
 # Adapter nodes (one per model family)
 # ---------------------------------------------------------------------------------------------------------------
-def _size_inputs(width: int, height: int, length: int, step: int, length_step: int) -> list:
+def _size_inputs(width: int, height: int, length: int, step: int, length_step: int, min_size: int, min_length: int):
     return [
-        io.Int.Input("width", default=width, min=16, max=8192, step=step, tooltip="Frame width in pixels."),
-        io.Int.Input("height", default=height, min=16, max=8192, step=step, tooltip="Frame height in pixels."),
-        io.Int.Input("length", default=length, min=1, max=4096, step=length_step, tooltip="Frames per chunk."),
+        io.Int.Input("width", default=width, min=min_size, max=8192, step=step, tooltip="Frame width in pixels."),
+        io.Int.Input("height", default=height, min=min_size, max=8192, step=step, tooltip="Frame height in pixels."),
+        io.Int.Input("length", default=length, min=min_length, max=4096, step=length_step, tooltip="Frames per chunk."),
     ]
 
 
@@ -47,7 +53,7 @@ class CascadeVI2VWan(io.ComfyNode):
             description="Conditions a Wan 2.1/2.2 image-to-video model on each chunk's guide image, as "
             "WanImageToVideo does.",
             inputs=[
-                *_size_inputs(832, 480, 81, 16, 4),
+                *_size_inputs(832, 480, 81, 16, 4, min_size=16, min_length=1),
                 io.ClipVision.Input(
                     "clip_vision",
                     optional=True,
@@ -106,7 +112,7 @@ class CascadeVI2VLTXV(io.ComfyNode):
             category="CascadeV/chunk sampler",
             description="Conditions LTX-Video on each chunk's guide image, as LTXVImgToVideo does.",
             inputs=[
-                *_size_inputs(768, 512, 97, 32, 8),
+                *_size_inputs(768, 512, 97, 32, 8, min_size=64, min_length=9),
                 io.Float.Input(
                     "strength",
                     default=1.0,
@@ -134,9 +140,23 @@ class CascadeVSearchOptions(io.ComfyNode):
             description="How each chunk picks its noise: search (m noises previewed with k steps, the best one "
             "fully denoised: m*k+s evaluations), naive (one noise: s) or brute_force (m full runs: m*s).",
             inputs=[
-                io.Combo.Input("mode", options=list(MODES), default="search", tooltip="search, naive or brute_force."),
-                io.Int.Input("candidates", default=4, min=1, max=64, tooltip="Noises per chunk (m)."),
-                io.Int.Input("preview_steps", default=4, min=1, max=200, tooltip="Steps of the preview schedule (k)."),
+                io.Combo.Input(
+                    "mode", options=list(MODES), default=DEFAULT_SEARCH["mode"], tooltip="search, naive or brute_force."
+                ),
+                io.Int.Input(
+                    "candidates",
+                    default=DEFAULT_SEARCH["num_candidates"],
+                    min=1,
+                    max=64,
+                    tooltip="Noises per chunk (m).",
+                ),
+                io.Int.Input(
+                    "preview_steps",
+                    default=DEFAULT_SEARCH["preview_steps"],
+                    min=1,
+                    max=200,
+                    tooltip="Steps of the preview schedule (k); at most the sampler's steps.",
+                ),
                 io.Int.Input(
                     "batch_size",
                     default=0,
@@ -166,17 +186,19 @@ class CascadeVSearchOptions(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "score_size",
-                    default=224,
+                    default=DEFAULT_SEARCH["score_size"],
                     min=0,
                     max=4096,
-                    tooltip="Downscale frames to this longer side before scoring; 0 = full size.",
+                    tooltip="Downscale frames to this longer side (0, or at least 8) before scoring; 0 = full size.",
                 ),
             ],
             outputs=[SearchOptionsType.Output(display_name="search_options")],
         )
 
     @classmethod
-    def validate_inputs(cls, mode) -> bool | str:
+    def validate_inputs(cls, mode, score_size) -> bool | str:
+        if 0 < score_size < 8:
+            return f"score_size: expected 0 (full size) or at least 8, got {score_size}"
         return check_combos(cls, mode=mode)
 
     @classmethod
@@ -273,13 +295,15 @@ class CascadeVChunkSampler(io.ComfyNode):
                 positive=None, negative=None, search_options=None, clip_vision=None) -> io.NodeOutput:  # fmt: skip
         if start_image.ndim != 4 or start_image.shape[-1] not in (3, 4):
             raise ValueError(f"start_image: expected an IMAGE [1, H, W, 3], got shape {tuple(start_image.shape)}")
-        settings = dict(search_options or {})
+        settings = {**DEFAULT_SEARCH, **(search_options or {})}
         if i2v.max_batch is not None:
             settings["batch_size"] = i2v.max_batch
         options = SearchOptions(num_chunks=chunks, steps=steps, seed=seed, **settings)
         run = ChunkRun(model, vae, i2v, positive, negative, cfg, sampler_name, scheduler, seed)
-        first = run.conditioned(start_image[:1, ..., :3])
-        guide = first.latent_guide
+        # the guide at the model's frame size, centre-cropped as the stock conditioning nodes do
+        guide = comfy.utils.common_upscale(start_image[:1, ..., :3].movedim(-1, 1), i2v.width, i2v.height,
+                                           "bilinear", "center").clamp(0, 1)  # fmt: skip
+        run.conditioned(guide.movedim(1, -1))
         evaluator = run.evaluator(clip_vision, options, cls.hidden.unique_id)
         progress = comfy_progress(options.num_chunks * options.evaluations_per_chunk)
         with comfy_interrupts():
@@ -305,31 +329,24 @@ class ChunkRun:
 
     def __init__(self, model, vae, adapter: I2VAdapter, positive, negative, cfg, sampler_name, scheduler, seed):
         self.model, self.vae, self.adapter = model, vae, adapter
-        self.positive = positive if positive is not None else zero_conditioning(model)
-        self.negative = negative if negative is not None else zero_conditioning(model)
+        needs_zeros = adapter.uses_text and (positive is None or negative is None)
+        zeros = zero_conditioning(model) if needs_zeros else None
+        self.positive = positive if positive is not None else zeros
+        self.negative = negative if negative is not None else zeros
         self.cfg, self.sampler_name, self.scheduler, self.seed = cfg, sampler_name, scheduler, seed
         self._cache: tuple[torch.Tensor, object] | None = None
         self.noise_shape: tuple[int, ...] = ()
 
     def conditioned(self, image: torch.Tensor):
-        """Conditioning for guide IMAGE ``[1, H, W, 3]``, cached for the guide in use (previews and the full run
-        of a chunk share it). Also sets ``noise_shape`` and ``latent_guide`` (the guide at the model's frame size)."""
+        """Conditioning for guide IMAGE ``[1, H, W, 3]`` at the model's frame size, cached for the guide in use
+        (the previews and the full run of a chunk share it). Also sets ``noise_shape``."""
         if self._cache is not None and torch.equal(self._cache[0], image):
             return self._cache[1]
         cond = self.adapter.condition(self.positive, self.negative, self.vae, image)
         cond.latent["samples"] = comfy.sample.fix_empty_latent_channels(self.model, cond.latent["samples"])
         self.noise_shape = self.adapter.noise_shape(cond.latent["samples"])
-        h, w = self.frame_size(cond)
-        cond.latent_guide = torch.nn.functional.interpolate(
-            image.movedim(-1, 1).float(), size=(h, w), mode="bilinear", antialias=True, align_corners=False
-        ).clamp(0, 1)
         self._cache = (image, cond)
         return cond
-
-    def frame_size(self, cond) -> tuple[int, int]:
-        ratio = self.vae.spacial_compression_decode()
-        lat = cond.latent["samples"]
-        return lat.shape[-2] * ratio, lat.shape[-1] * ratio
 
     def sample(self, noise: torch.Tensor, guide: torch.Tensor, num_steps: int, on_eval) -> torch.Tensor:
         """``noise [B, *noise_shape]``, guide ``[1, 3, H, W]`` -> sampled latents ``[B, *noise_shape]``."""

@@ -19,8 +19,6 @@ class Conditioned:
     positive: list
     negative: list
     latent: dict
-    #: the guide resized to the model's frame size, ``[1, 3, H, W]`` (set by the chunk sampler)
-    latent_guide: torch.Tensor | None = None
 
 
 class I2VAdapter:
@@ -29,6 +27,10 @@ class I2VAdapter:
     family = "video"
     #: candidates per sampler call the family supports (None: any)
     max_batch: int | None = None
+    #: whether the model reads text conditioning (without a prompt the sampler then passes zeros)
+    uses_text = True
+    width: int
+    height: int
 
     def condition(self, positive, negative, vae, guide: torch.Tensor) -> Conditioned:
         """Condition on ``guide`` IMAGE ``[1, H, W, 3]`` (0..1)."""
@@ -112,6 +114,7 @@ class SVDI2V(I2VAdapter):
     augmentation_level: float = 0.0
     family = "svd"
     max_batch = 1
+    uses_text = False
 
     def condition(self, positive, negative, vae, guide):
         from comfy_extras.nodes_video_model import SVD_img2vid_Conditioning

@@ -43,8 +43,8 @@ class CascadeVModelLoader(io.ComfyNode):
                     options=LAYOUT_CHOICES,
                     default="official",
                     tooltip="Grid-attention layout per block: official = the released schedule; full = full 3D "
-                    "attention everywhere (slow); paper / walt = the papers' alternatives. Ignored when a "
-                    "custom_layout is connected.",
+                    "attention everywhere (slow); paper / walt = the papers' alternatives (walt's 5-frame windows "
+                    "need a refine window divisible by 5). Ignored when a custom_layout is connected.",
                 ),
                 CascadeVLayoutType.Input(
                     "custom_layout", optional=True, tooltip="A layout from the 'CascadeV Attention Layout' node."
@@ -142,7 +142,8 @@ class CascadeVAttentionLayout(io.ComfyNode):
 def parse_schedule(schedule: str):
     """A preset name or a JSON list of per-block entries; raises ValueError with what was expected."""
     text = schedule.strip()
-    if text in LAYOUT_PRESETS:
+    if not text.startswith("["):
+        resolve_layout(text, 1)  # a preset name ("official", "paper:4", ...): raises naming what is accepted
         return text
     try:
         layout = json.loads(text)

@@ -122,8 +122,8 @@ def wan_t2v_refine() -> list[N]:
           {"model": (6, 0), "positive": (3, 0), "negative": (4, 0), "latent_image": (5, 0)}),
         N(8, "VAELoader", "Load VAE (Wan 2.1)", (720, 320), {"vae_name": "wan_2.1_vae.safetensors"}),
         N(9, "VAEDecode", "VAE Decode (base frames)", (1080, 0), {}, {"samples": (7, 0), "vae": (8, 0)}),
-        N(10, "ImageScale", "Upscale frames 2x (CascadeV adds the detail)", (1080, 140),
-          {"upscale_method": "bilinear", "width": 1664, "height": 960, "crop": "disabled"}, {"image": (9, 0)}),
+        N(10, "ImageScale", "Upscale frames ~2x (>= 1024: one 128-latent tile)", (1080, 140),
+          {"upscale_method": "bilinear", "width": 1792, "height": 1024, "crop": "center"}, {"image": (9, 0)}),
     ]  # fmt: skip
     return nodes + cascade_nodes((10, 0), 1440)
 

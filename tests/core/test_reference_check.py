@@ -26,13 +26,7 @@ INPUTS = {
 TOLERANCE = {"output_latents": (1e-2, False), "timesteps": (0.0, False), "sigmas": (0.0, False)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Intra-op threads only slow these small ops down on a shared 2-core machine (results are identical)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def strip_outputs(src: Path, dst: Path) -> dict[str, torch.Tensor]:

@@ -13,14 +13,7 @@ from cascadev_core.conditioning import conditioning_frames, from_frames, model_i
 from cascadev_core.config import DiTConfig
 from cascadev_core.refine import RefineOptions, WindowedDenoiser, refine
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Intra-op threads only slow these small ops down on a shared 2-core machine (results are identical)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 STEPS = 8

@@ -8,14 +8,7 @@ from safetensors.torch import load_file
 
 from cascadev_core import schedulers as S
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Intra-op threads only slow these small ops down on a shared 2-core machine (results are identical)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

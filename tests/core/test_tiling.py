@@ -18,14 +18,7 @@ from cascadev_core.tiling import (
     span_weights,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Intra-op threads only slow these small ops down on a shared 2-core machine (results are identical)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_official_plan_matches_readme():

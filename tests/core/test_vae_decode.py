@@ -9,14 +9,7 @@ import torch.nn.functional as F
 from cascadev_core import Interrupted
 from cascadev_core.vae_decode import decode_latents, is_oom, iter_decode, to_uint8
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Intra-op threads only slow these small ops down on a shared 2-core machine (results are identical)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 MIX = torch.linspace(-0.5, 0.5, 12).reshape(3, 4)
