@@ -61,6 +61,7 @@ def test_model_folder_is_registered_and_lists_generated_weights(object_info):
 def test_shipped_api_workflow_runs_and_history_has_the_output(comfy_server, demo_inputs):
     prompt = with_tiny_models(json.loads(DEMO_WORKFLOW.read_text()))
     prompt["24"]["inputs"]["steps"] = 2
+    prompt["26"]["inputs"].update(tile_size=128, tile_overlap=32, frames_per_slice=3)  # tiled, sliced decode
     entry = comfy_server.wait(comfy_server.queue(prompt), timeout=900)
     assert entry["status"]["status_str"] == "success", entry["status"]
     videos = entry["outputs"]["27"]["images"]
