@@ -4,7 +4,7 @@ It checks that the pack's dependencies import and creates the model folder the l
 (``ComfyUI/models/cascadev``), then says which files go there.
 """
 
-import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
