@@ -39,6 +39,8 @@ import torch
 
 from . import schedulers as S
 from .conditioning import SCALE_FACTOR, SR_SCALE, conditioning_frames, from_frames, model_input, to_frames
+from .config import DiTConfig
+from .memory import max_batch_for_budget
 from .progress import Progress, StepCallback, StopHook
 from .tiling import (
     BLEND_MODES,
@@ -70,6 +72,8 @@ class RefineOptions:
         tile_overlap: tile overlap in latent pixels (default ``tile - round(0.75 * tile)``, the official step).
         tile_blend: ``"overwrite"`` (official, row-major) | ``"average"`` | ``"feather"``.
         max_batch: (window, tile) jobs stacked into one model call, as extra videos (1 = official call pattern).
+        memory_budget: bytes one model call's activations may take; when set, it decides the batch instead of
+            ``max_batch`` (:func:`~cascadev_core.memory.max_batch_for_budget`, needs a ``CascadeDiT`` denoiser).
         pad: None (inputs smaller than one window/tile raise ValueError), or ``"replicate"`` / ``"reflect"``:
             the model input is padded at the end of the short axis, and the eps cropped back.
         model_dtype: dtype the model input is cast to (e.g. ``torch.float16`` for a plain fp16 callable); None
@@ -88,6 +92,7 @@ class RefineOptions:
     max_batch: int = 1
     pad: str | None = None
     model_dtype: torch.dtype | None = None
+    memory_budget: int | None = None
 
     def validate(self) -> None:
         if self.sampler not in S.SAMPLERS:
@@ -100,6 +105,8 @@ class RefineOptions:
             raise ValueError(f"tile_blend: expected one of {TILE_BLEND_MODES}, got {self.tile_blend!r}")
         if self.max_batch < 1:
             raise ValueError(f"max_batch: expected >= 1, got {self.max_batch}")
+        if self.memory_budget is not None and self.memory_budget <= 0:
+            raise ValueError(f"memory_budget: expected None or > 0 bytes, got {self.memory_budget}")
         if self.pad is not None and self.pad not in PAD_MODES:
             raise ValueError(f"pad: expected None or one of {PAD_MODES}, got {self.pad!r}")
 
@@ -232,6 +239,15 @@ def _as_noise_fn(step_noises, shape: tuple[int, ...]):
     return S.replay_noise(frames)
 
 
+def _budget_batch(denoiser, opts: RefineOptions, window: int, tile: int, jobs: int) -> int:
+    """Jobs per model call that fit ``opts.memory_budget`` (estimated from the DiT's sizes)."""
+    config = getattr(denoiser, "config", None)
+    if not isinstance(config, DiTConfig):
+        raise ValueError("memory_budget: needs a CascadeDiT denoiser (its sizes give the estimate); set max_batch")
+    dtype_bytes = torch.finfo(opts.model_dtype).bits // 8 if opts.model_dtype is not None else 4
+    return max_batch_for_budget(config, window, tile, opts.memory_budget, jobs, dtype_bytes)
+
+
 def refine(
     denoiser: Denoiser,
     cond_lowres: torch.Tensor,
@@ -306,6 +322,8 @@ def refine(
         opts.model_dtype,
         progress,
     )
+    if opts.memory_budget is not None:
+        model.max_batch = _budget_batch(denoiser, opts, window, tile, len(model.jobs))
     progress.total = opts.steps * model.calls
 
     z_ref = conditioning_frames(cond_lowres, sr_scale, scale_factor)  # [B*T, C, H, W]

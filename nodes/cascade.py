@@ -140,6 +140,15 @@ class CascadeVRefineOptions(io.ComfyNode):
                     tooltip="Pad inputs shorter than one window or smaller than one tile (then crop "
                     "back) instead of failing.",
                 ),
+                io.Float.Input(
+                    "memory_budget_gb",
+                    default=0.0,
+                    min=0.0,
+                    max=1024.0,
+                    step=0.5,
+                    tooltip="GiB one model call's activations may use; when above 0 it picks the batch of "
+                    "windows/tiles per call instead of max_batch (weights not included).",
+                ),
             ],
             outputs=[CascadeVRefineOptionsType.Output(display_name="options")],
         )
@@ -149,7 +158,8 @@ class CascadeVRefineOptions(io.ComfyNode):
         return check_combos(cls, window_blend=window_blend, tile_blend=tile_blend, pad=pad)
 
     @classmethod
-    def execute(cls, window, window_stride, window_blend, tile, tile_overlap, tile_blend, max_batch, pad):
+    def execute(cls, window, window_stride, window_blend, tile, tile_overlap, tile_blend, max_batch, pad,
+                memory_budget_gb=0.0):  # fmt: skip
         options = core_refine.RefineOptions(
             window=window or None,
             window_stride=window_stride or None,
@@ -159,6 +169,7 @@ class CascadeVRefineOptions(io.ComfyNode):
             tile_blend=tile_blend,
             max_batch=max_batch,
             pad=None if pad == "none" else pad,
+            memory_budget=int(memory_budget_gb * 2**30) if memory_budget_gb > 0 else None,
         )
         options.validate()
         return io.NodeOutput(options)

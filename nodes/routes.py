@@ -8,28 +8,23 @@ from aiohttp import web
 
 from ..cascadev_core.attention_layouts import attention_cost
 from ..cascadev_core.config import DiTConfig
+from ..cascadev_core.memory import activation_bytes, attention_scores_bytes, tokens_per_job
 
 GIB = 1024**3
 
 
 def cost_report(layout, frames: int, tile: int, max_batch: int, config: DiTConfig) -> dict:
-    """Attention cost and a rough memory estimate of one model call on a ``frames x tile x tile`` latent window.
-
-    ``activation_gib``: the hidden states of one block for all tokens of the call (qkv, attention output, MLP
-    hidden: about ``12 D`` values per token, fp16); ``scores_gib``: the attention matrix of the largest group if
-    the attention kernel materialises it (math kernel, fp32) — memory-efficient kernels do not.
-    """
+    """Attention cost and memory estimates of one model call on ``max_batch`` jobs of ``frames x tile x tile``
+    latents (see :mod:`cascadev_core.memory` for what the estimates count)."""
     side = tile // config.patch_size
     cost = attention_cost(layout, frames, side, side, config.depth, config.hidden_size, config.mlp_ratio)
-    tokens = cost.tokens * max_batch
-    biggest = max(cost.group_tokens)
     return {
-        "tokens_per_call": tokens,
-        "largest_group_tokens": biggest,
+        "tokens_per_call": tokens_per_job(config, frames, tile) * max_batch,
+        "largest_group_tokens": max(cost.group_tokens),
         "attention_ratio": round(cost.ratio, 4),
         "block_ratio": round(cost.block_ratio, 4),
-        "activation_gib": round(tokens * 12 * config.hidden_size * 2 / GIB, 3),
-        "scores_gib": round(max_batch * (cost.tokens // biggest) * biggest**2 * config.num_heads * 4 / GIB, 3),
+        "activation_gib": round(activation_bytes(config, frames, tile, max_batch) / GIB, 3),
+        "scores_gib": round(attention_scores_bytes(config, layout, frames, tile, max_batch) / GIB, 3),
     }
 
 

@@ -83,7 +83,7 @@ def cascade_nodes(frames_source: tuple[int, int], x0: int, y0: int = 0) -> list[
         N(22, "CascadeVEncode", "CascadeV Encode Frames", (x0 + 360, y0), {}, {"effnet": (20, 0), "images": frames_source}),
         N(23, "CascadeVRefineOptions", "CascadeV Refine Options", (x0 + 360, y0 + 140),
           {"window": 0, "window_stride": 0, "window_blend": "crossfade", "tile": 0, "tile_overlap": -1,
-           "tile_blend": "feather", "max_batch": 1, "pad": "none"}),
+           "tile_blend": "feather", "max_batch": 1, "pad": "none", "memory_budget_gb": 0.0}),
         N(24, "CascadeVRefine", "CascadeV Refine", (x0 + 720, y0),
           {"seed": 42, "steps": 8, "sampler": "euler_a"},
           {"cascadev_model": (21, 0), "conditioning": (22, 0), "options": (23, 0)}),
