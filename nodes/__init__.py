@@ -2,11 +2,11 @@
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import cascade, chunk_sampler, loaders
+from . import cascade, chunk_sampler, loaders, native
 from .models import register_model_folders
 from .routes import register_routes
 
-NODES = [*loaders.NODES, *cascade.NODES, *chunk_sampler.NODES]
+NODES = [*loaders.NODES, *cascade.NODES, *chunk_sampler.NODES, *native.NODES]
 
 
 class CascadeVExtension(ComfyExtension):
