@@ -39,6 +39,19 @@ def images_from(images: torch.Tensor | None, video) -> tuple[torch.Tensor, float
     return images, None
 
 
+def effnet_conditioning(conditioning: dict, config, videos: int | None = None) -> torch.Tensor:
+    """The effnet latents ``[B, 16, T, h, w]`` of a conditioning LATENT, or an error naming the input."""
+    cond = conditioning["samples"]
+    channels = config.in_channels - config.latent_channels
+    if cond.ndim != 5 or cond.shape[1] != channels or (videos is not None and cond.shape[0] != videos):
+        b = "B" if videos is None else videos
+        raise ValueError(
+            f"conditioning: expected effnet latents [{b}, {channels}, T, h, w] from 'CascadeV Encode Frames', got "
+            f"shape {tuple(cond.shape)}"
+        )
+    return cond
+
+
 class CascadeVEncode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -215,13 +228,8 @@ class CascadeVRefine(io.ComfyNode):
 
     @classmethod
     def execute(cls, cascadev_model, conditioning, seed, steps, sampler, options=None) -> io.NodeOutput:
-        cond = conditioning["samples"]
+        cond = effnet_conditioning(conditioning, cascadev_model.config)
         cfg = cascadev_model.config
-        if cond.ndim != 5 or cond.shape[1] != cfg.in_channels - cfg.latent_channels:
-            raise ValueError(
-                f"conditioning: expected effnet latents [B, {cfg.in_channels - cfg.latent_channels}, T, h, w] from "
-                f"'CascadeV Encode Frames', got shape {tuple(cond.shape)}"
-            )
         options = options or core_refine.RefineOptions()
         device = cascadev_model.load()
         dit = cascadev_model.dit

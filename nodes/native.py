@@ -23,6 +23,7 @@ from ..cascadev_core.conditioning import conditioning_frames
 from ..cascadev_core.refine import RefineOptions, WindowedDenoiser
 from ..cascadev_core.schedulers import official_schedule, sigma_to_timestep
 from ..cascadev_core.tiling import official_tile_step, step_from_overlap
+from .cascade import effnet_conditioning
 from .types import CascadeVModelType, CascadeVRefineOptionsType
 
 
@@ -119,13 +120,8 @@ class CascadeVAsModel(io.ComfyNode):
 
     @classmethod
     def execute(cls, cascadev_model, conditioning, options=None) -> io.NodeOutput:
-        cond = conditioning["samples"]
         cfg = cascadev_model.config
-        if cond.ndim != 5 or cond.shape[0] != 1 or cond.shape[1] != cfg.in_channels - cfg.latent_channels:
-            raise ValueError(
-                f"conditioning: expected effnet latents [1, {cfg.in_channels - cfg.latent_channels}, T, h, w] from "
-                f"'CascadeV Encode Frames', got shape {tuple(cond.shape)}"
-            )
+        cond = effnet_conditioning(conditioning, cfg, videos=1)
         frames = conditioning_frames(cond, scale_factor=cfg.scale_factor)  # [T, 16, H, W]
         native = CascadeVNativeModel(cascadev_model.dit, options or RefineOptions())
         patcher = comfy.model_patcher.ModelPatcher(
