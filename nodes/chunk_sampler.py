@@ -28,6 +28,8 @@ DEFAULT_SEARCH = dict(
     keep_guide_frame=False, score_frames=None, score_size=224,
 )  # fmt: skip
 SearchOptionsType = io.Custom("CASCADEV_SEARCH_OPTIONS")
+#: ComfyUI samplers that evaluate the model twice per step (sizes the progress bar; counts are measured anyway)
+EVALS_PER_STEP = {name: 2 for name in ("heun", "dpm_2", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde")}
 PREVIEW_EVENT = "cascadev.chunk_candidates"
 THUMBNAIL_SIZE = 128
 
@@ -298,6 +300,7 @@ class CascadeVChunkSampler(io.ComfyNode):
         settings = {**DEFAULT_SEARCH, **(search_options or {})}
         if i2v.max_batch is not None:
             settings["batch_size"] = i2v.max_batch
+        settings["evals_per_step"] = EVALS_PER_STEP.get(sampler_name, 1)
         options = SearchOptions(num_chunks=chunks, steps=steps, seed=seed, **settings)
         run = ChunkRun(model, vae, i2v, positive, negative, cfg, sampler_name, scheduler, seed)
         # the guide at the model's frame size, centre-cropped as the stock conditioning nodes do
