@@ -27,16 +27,15 @@ from .validation import check_combos
 EFFNET_STRIDE = 32
 
 
-def images_from(images: torch.Tensor | None, video) -> tuple[torch.Tensor, float | None]:
-    """IMAGE ``[T, H, W, 3]`` in 0..1 from either input; also the video's frame rate when known."""
+def images_from(images: torch.Tensor | None, video) -> torch.Tensor:
+    """IMAGE ``[T, H, W, 3]`` in 0..1 from either input."""
     if images is not None and video is not None:
         raise ValueError("connect either 'images' or 'video', not both")
     if video is not None:
-        comp = video.get_components()
-        return comp.images, float(comp.frame_rate)
+        return video.get_components().images
     if images is None:
         raise ValueError("connect 'images' (IMAGE frames) or 'video' (VIDEO): the frames to condition on")
-    return images, None
+    return images
 
 
 def effnet_conditioning(conditioning: dict, config, videos: int | None = None) -> torch.Tensor:
@@ -74,7 +73,7 @@ class CascadeVEncode(io.ComfyNode):
 
     @classmethod
     def execute(cls, effnet, images=None, video=None) -> io.NodeOutput:
-        frames, _ = images_from(images, video)
+        frames = images_from(images, video)
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"images: expected IMAGE frames [T, H, W, 3], got shape {tuple(frames.shape)}")
         t, h, w, _ = frames.shape

@@ -92,11 +92,3 @@ def load_workflow(page, workflow: dict) -> list[dict]:
             id: n.id, type: n.type, registered: !!LiteGraph.registered_node_types[n.type],
             errors: !!n.has_errors, widgets: (n.widgets || []).map(w => w.name)}))"""
     )
-
-
-def fit_view(page) -> None:
-    """Zoom the canvas so the whole graph is visible."""
-    page.evaluate("() => { const c = window.app.canvas; c.ds && window.app.graph && c.ds.fitToBounds ? "
-                  "c.ds.fitToBounds(window.app.graph.getBoundingBox ? window.app.graph.getBoundingBox() : "
-                  "[0, 0, 2000, 1000]) : null; c.setDirty(true, true); }")  # fmt: skip
-    page.wait_for_timeout(300)

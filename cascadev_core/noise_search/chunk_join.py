@@ -5,12 +5,13 @@ from __future__ import annotations
 import kornia
 import torch
 
+from .evaluators import lab_statistics
+
 
 def chunk_lab_statistics(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel Lab mean and standard deviation over a whole chunk of RGB ``frames [T, 3, H, W]``: two
     ``[3]`` tensors (float32)."""
-    lab = kornia.color.rgb_to_lab(frames.float().clamp(0, 1))
-    return lab.mean(dim=(0, 2, 3)), lab.std(dim=(0, 2, 3), correction=0)
+    return lab_statistics(frames, per_image=False)
 
 
 def match_color(

@@ -167,7 +167,9 @@ def evaluator_name(evaluator: Evaluator) -> str:
     return getattr(evaluator, "name", None) or getattr(evaluator, "__name__", type(evaluator).__name__)
 
 
-def lab_statistics(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-image, per-channel Lab mean and std of RGB ``images [N, 3, H, W]``: two ``[N, 3]`` tensors."""
+def lab_statistics(images: torch.Tensor, per_image: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel Lab mean and std of RGB ``images [N, 3, H, W]``: two ``[N, 3]`` tensors, or with
+    ``per_image=False`` two ``[3]`` tensors over all N images together (float32)."""
     lab = kornia.color.rgb_to_lab(images.float().clamp(0, 1))
-    return lab.mean(dim=(2, 3)), lab.std(dim=(2, 3), correction=0)
+    dims = (2, 3) if per_image else (0, 2, 3)
+    return lab.mean(dim=dims), lab.std(dim=dims, correction=0)

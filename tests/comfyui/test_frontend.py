@@ -1,6 +1,7 @@
 """The real ComfyUI frontend in headless Chromium: shipped UI workflows load with no missing nodes and no console
 errors from the pack, and the pack's canvas widgets render (screenshots are kept under ``output/screenshots``)."""
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -15,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "output" / "screenshots"
 UI_FILES = sorted((REPO / "workflows").glob("*.json"))
 
-if chromium_path() is None or not __import__("importlib").util.find_spec("playwright"):
+if chromium_path() is None or importlib.util.find_spec("playwright") is None:
     if os.environ.get("CASCADEV_REQUIRE_BROWSER"):
         raise RuntimeError("CASCADEV_REQUIRE_BROWSER is set but chromium or playwright is missing")
     pytest.skip("needs Debian's chromium and the playwright package", allow_module_level=True)
