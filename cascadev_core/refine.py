@@ -239,6 +239,39 @@ def _as_noise_fn(step_noises, shape: tuple[int, ...]):
     return S.replay_noise(frames)
 
 
+def windowed_denoiser(
+    denoiser: Denoiser,
+    options: RefineOptions,
+    videos: int,
+    frames: int,
+    height: int,
+    width: int,
+    lats_per_vid: int,
+    input_size: int,
+    progress: Progress | None = None,
+) -> WindowedDenoiser:
+    """The one place :class:`RefineOptions` become a :class:`WindowedDenoiser` (the refine loop and ComfyUI's
+    native sampling both call it, so no option is honoured on one path and dropped on the other).
+
+    Args:
+        denoiser: the DiT or any ``denoiser(x, t, frames_per_video)``.
+        options: windows, tiles, blending, batching (``memory_budget`` picks the batch), padding, model dtype.
+        videos, frames, height, width: the batch the denoiser will be called on (latent frames and pixels).
+        lats_per_vid, input_size: the model's own window and tile (used where the options leave them unset).
+        progress: advanced once per model call.
+    """
+    window = options.window or lats_per_vid
+    tile = options.tile or input_size
+    tile_step = step_from_overlap(tile, options.tile_overlap, official_tile_step(tile), "tile")
+    model = WindowedDenoiser(
+        denoiser, videos, frames, height, width, window, tile, options.window_stride, tile_step,
+        options.window_blend, options.tile_blend, options.max_batch, options.pad, options.model_dtype, progress,
+    )  # fmt: skip
+    if options.memory_budget is not None:
+        model.max_batch = _budget_batch(denoiser, options, window, tile, len(model.jobs))
+    return model
+
+
 def _budget_batch(denoiser, opts: RefineOptions, window: int, tile: int, jobs: int) -> int:
     """Jobs per model call that fit ``opts.memory_budget`` (estimated from the DiT's sizes)."""
     config = getattr(denoiser, "config", None)
@@ -294,9 +327,6 @@ def refine(
     b, _, t, h, w = cond_lowres.shape
     H, W = h * sr_scale, w * sr_scale
     device = cond_lowres.device
-    window = opts.window or lats_per_vid
-    tile = opts.tile or input_size
-    tile_step = step_from_overlap(tile, opts.tile_overlap, official_tile_step(tile), "tile")
     shape = (b, 4, t, H, W)
 
     if noise is not None and tuple(noise.shape) != shape:
@@ -305,25 +335,7 @@ def refine(
         generator = torch.Generator().manual_seed(0 if seed is None else seed)
 
     progress = Progress(0, on_step, should_stop)
-    model = WindowedDenoiser(
-        denoiser,
-        b,
-        t,
-        H,
-        W,
-        window,
-        tile,
-        opts.window_stride,
-        tile_step,
-        opts.window_blend,
-        opts.tile_blend,
-        opts.max_batch,
-        opts.pad,
-        opts.model_dtype,
-        progress,
-    )
-    if opts.memory_budget is not None:
-        model.max_batch = _budget_batch(denoiser, opts, window, tile, len(model.jobs))
+    model = windowed_denoiser(denoiser, opts, b, t, H, W, lats_per_vid, input_size, progress)
     progress.total = opts.steps * model.calls
 
     z_ref = conditioning_frames(cond_lowres, sr_scale, scale_factor)  # [B*T, C, H, W]
