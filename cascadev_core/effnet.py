@@ -213,24 +213,33 @@ def encode_video(
     dtype: torch.dtype | None = None,
     on_step=None,
     should_stop=None,
+    size: tuple[int, int] | None = None,
+    value_range: tuple[float, float] = (-1.0, 1.0),
 ) -> torch.Tensor:
-    """Official ``evae_encode``: ``video [B, 3, T, H, W]`` in [-1, 1] -> latents ``[B, 16, T, ceil(H/32), ceil(W/32)]``.
+    """Official ``evae_encode``: ``video [B, 3, T, H, W]`` -> latents ``[B, 16, T, ceil(H'/32), ceil(W'/32)]``.
 
     Args:
         encoder: an :class:`EfficientNetEncoder` (eval mode) on the target device.
-        video: RGB frames in [-1, 1], on any device: only the frames of one call are moved to the encoder's device
-            and preprocessed (so a long video never exists there in full).
+        video: RGB frames on any device, e.g. a view of a whole video on the CPU: only the frames of one call are
+            moved to the encoder's device, rescaled, resized and preprocessed (a long video never exists there in
+            full, nor as a second full-size copy anywhere).
         frames_per_call: frames per encoder call (taken in frame-major order over ``B*T``, as the official code).
             1 (default) is the official call pattern and reproduces the reference bit for bit; larger batches are
             faster but differ by ~1e-7 (other conv kernels).
         dtype: compute dtype (default: the encoder's parameter dtype; the official pipeline uses fp16).
         on_step, should_stop: :class:`~cascadev_core.progress.Progress` hooks, one unit per encoder call.
+        size: ``(H', W')`` to resize each frame to first (bicubic, clamped to the value range), e.g. from
+            :func:`cascadev_core.sizing.cascade_size`; None keeps ``(H, W)``.
+        value_range: the range of ``video``'s values: ``(-1, 1)`` (the official input) or ``(0, 1)`` (an image).
 
     Returns latents in float32 (the encoder output cast up), on the encoder's device.
     """
     _check_video(video)
     if frames_per_call < 1:
         raise ValueError(f"frames_per_call: expected >= 1, got {frames_per_call}")
+    lo, hi = value_range
+    if (lo, hi) not in ((-1.0, 1.0), (0.0, 1.0)):
+        raise ValueError(f"value_range: expected (-1, 1) or (0, 1), got {value_range}")
     p = next(encoder.parameters())
     dtype = dtype or p.dtype
     b, _, t = video.shape[:3]
@@ -238,10 +247,14 @@ def encode_video(
     prog = Progress(math.ceil(n / frames_per_call), on_step, should_stop)
     outs = []
     for s in range(0, n, frames_per_call):
-        frames = torch.stack([video[i // t, :, i % t] for i in range(s, min(n, s + frames_per_call))])
-        frames = _normalize(frames.to(device=p.device, dtype=dtype))
         prog.check()
-        outs.append(encoder(frames).float())
+        frames = torch.stack([video[i // t, :, i % t] for i in range(s, min(n, s + frames_per_call))])
+        frames = frames.to(p.device)
+        if lo == 0.0:
+            frames = frames.float() * 2 - 1
+        if size is not None and tuple(frames.shape[-2:]) != tuple(size):
+            frames = F.interpolate(frames.float(), size=tuple(size), mode="bicubic", align_corners=False).clamp(-1, 1)
+        outs.append(encoder(_normalize(frames.to(dtype))).float())
         prog.advance()
     lat = torch.cat(outs, 0)
     _, c, h, w = lat.shape

@@ -74,8 +74,9 @@ class RefineOptions:
         max_batch: (window, tile) jobs stacked into one model call, as extra videos (1 = official call pattern).
         memory_budget: bytes one model call's activations may take; when set, it decides the batch instead of
             ``max_batch`` (:func:`~cascadev_core.memory.max_batch_for_budget`, needs a ``CascadeDiT`` denoiser).
-        pad: None (inputs smaller than one window/tile raise ValueError), or ``"replicate"`` / ``"reflect"``:
-            the model input is padded at the end of the short axis, and the eps cropped back.
+        pad: how inputs smaller than one window or tile are padded at the end of the short axis (the eps is
+            cropped back): ``"replicate"`` / ``"reflect"``, or None: fewer frames than one window are still padded
+            (replicate), frames smaller than one tile raise ValueError.
         model_dtype: dtype the model input is cast to (e.g. ``torch.float16`` for a plain fp16 callable); None
             passes float32. ``CascadeDiT`` casts its input to its own parameter dtype and returns the input
             dtype, so with it None already gives the official fp16-weights / fp32-state recipe.
@@ -145,8 +146,9 @@ class WindowedDenoiser:
         self.denoiser = denoiser
         self.videos, self.frames, self.height, self.width = videos, frames, height, width
         self.pad = pad
-        # padded sizes the model sees (pad=None: unchanged, and the planners raise on too-small inputs)
-        self.pframes = max(frames, window) if pad else frames
+        # padded sizes the model sees: fewer frames than one window are always padded (replicating the last frame)
+        # and trimmed back; too-small frames only with an explicit pad (else the planners raise)
+        self.pframes = max(frames, window)
         self.pheight = max(height, tile) if pad else height
         self.pwidth = max(width, tile) if pad else width
         self.window = window
@@ -164,9 +166,9 @@ class WindowedDenoiser:
         return math.ceil(len(self.jobs) / self.max_batch)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        x = pad_axis(x, 1, self.pframes, self.pad or "replicate")
         if not self.pad:
             return x
-        x = pad_axis(x, 1, self.pframes, self.pad)
         x = pad_axis(x, 3, self.pheight, self.pad)
         return pad_axis(x, 4, self.pwidth, self.pad)
 
@@ -223,8 +225,7 @@ class WindowedDenoiser:
                     vid_blend[b].add((win.slice,), win_blend.pop(key).result(), wt)
         for bl in vid_blend:
             bl.result()
-        if self.pad:
-            eps = crop_axis(crop_axis(crop_axis(eps, 1, self.frames), 3, self.height), 4, self.width)
+        eps = crop_axis(crop_axis(crop_axis(eps, 1, self.frames), 3, self.height), 4, self.width)
         return eps.reshape(n, 4, h, w)
 
 

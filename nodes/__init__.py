@@ -1,19 +1,31 @@
-"""ComfyUI node classes of the pack. Thin: they translate ComfyUI types and call ``cascadev_core``."""
+"""ComfyUI node classes of the pack. Thin: they translate ComfyUI types and call ``cascadev_core``.
 
-from comfy_api.latest import ComfyExtension, io
+Each node lists the ComfyUI internals it needs in ``REQUIRES``; a node whose internals this ComfyUI lacks is
+registered as unavailable (see :func:`.comfyui.unavailable`), so one changed internal never hides the pack.
+"""
 
-from . import cascade, chunk_sampler, loaders, native
+from . import chunk_sampler, decode, encode, loaders, native, refine
+from .comfyui import ComfyExtension, io, missing, unavailable
 from .models import register_model_folders
 from .routes import register_routes
 
-NODES = [*loaders.NODES, *cascade.NODES, *chunk_sampler.NODES, *native.NODES]
+NODES = [*loaders.NODES, *encode.NODES, *refine.NODES, *decode.NODES, *chunk_sampler.NODES, *native.NODES]
+
+
+def registered_nodes() -> list[type[io.ComfyNode]]:
+    """Every node class, or its unavailable stand-in where this ComfyUI lacks what it needs."""
+    out = []
+    for node in NODES:
+        absent = missing(getattr(node, "REQUIRES", ()))
+        out.append(unavailable(node, absent) if absent else node)
+    return out
 
 
 class CascadeVExtension(ComfyExtension):
     """Lists the pack's nodes for ComfyUI."""
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return list(NODES)
+        return registered_nodes()
 
 
 async def comfy_entrypoint() -> CascadeVExtension:

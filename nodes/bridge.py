@@ -5,10 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import comfy.model_management as mm
-import comfy.utils
-
 from ..cascadev_core.progress import Interrupted, Progress
+from .comfyui import internal
+
+#: what every node that reports progress or honours interrupts needs
+REQUIRES = (
+    "comfy.utils.ProgressBar",
+    "comfy.model_management.processing_interrupted",
+    "comfy.model_management.throw_exception_if_processing_interrupted",
+    "comfy.model_management.InterruptProcessingException",
+)
 
 
 def comfy_progress(total: int, preview=None) -> Progress:
@@ -19,12 +25,12 @@ def comfy_progress(total: int, preview=None) -> Progress:
         preview: optional ``fn(done) -> preview | None`` whose result is sent with each update
             (ComfyUI's latent-preview tuple ``("JPEG", PIL.Image, max_size)``).
     """
-    bar = comfy.utils.ProgressBar(total)
+    bar = internal("comfy.utils.ProgressBar")(total)
 
     def on_step(done: int, total_: int) -> None:
         bar.update_absolute(done, total_, preview(done) if preview is not None else None)
 
-    return Progress(total=total, on_step=on_step, should_stop=mm.processing_interrupted)
+    return Progress(total=total, on_step=on_step, should_stop=internal("comfy.model_management.processing_interrupted"))
 
 
 @contextlib.contextmanager
@@ -33,5 +39,5 @@ def comfy_interrupts() -> Iterator[None]:
     try:
         yield
     except Interrupted:
-        mm.throw_exception_if_processing_interrupted()
-        raise mm.InterruptProcessingException() from None
+        internal("comfy.model_management.throw_exception_if_processing_interrupted")()
+        raise internal("comfy.model_management.InterruptProcessingException")() from None

@@ -9,17 +9,15 @@ import io as bytes_io
 import json
 from fractions import Fraction
 
-import comfy.sample
-import comfy.samplers
-import comfy.utils
 import torch
-from comfy_api.latest import InputImpl, Types, io
 
 from ..cascadev_core.noise_search import EmbeddingSimilarity, SearchOptions, sample_chunks, weight_free_evaluator
 from ..cascadev_core.noise_search.options import MODES
+from . import bridge
 from .bridge import comfy_interrupts, comfy_progress
+from .comfyui import ComfyUIFeatureMissing, InputImpl, Types, internal, io
 from .i2v_adapters import LTXVI2V, SVDI2V, I2VAdapter, WanI2V
-from .validation import check_combos
+from .validation import Choice
 
 I2VAdapterType = io.Custom("CASCADEV_I2V")
 #: the search used when no options node is connected; also the options node's widget defaults
@@ -34,6 +32,15 @@ PREVIEW_EVENT = "cascadev.chunk_candidates"
 THUMBNAIL_SIZE = 128
 
 
+def sampler_lists() -> tuple[list[str], list[str]]:
+    """ComfyUI's sampler and scheduler names (a minimal pair where this ComfyUI lacks them: the schema must load)."""
+    try:
+        ksampler = internal("comfy.samplers.KSampler")
+    except ComfyUIFeatureMissing:
+        return ["euler"], ["simple"]
+    return list(ksampler.SAMPLERS), list(ksampler.SCHEDULERS)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Adapter nodes (one per model family)
 # ---------------------------------------------------------------------------------------------------------------
@@ -46,6 +53,8 @@ def _size_inputs(width: int, height: int, length: int, step: int, length_step: i
 
 
 class CascadeVI2VWan(io.ComfyNode):
+    REQUIRES = ("comfy_extras.nodes_wan.WanImageToVideo",)
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -71,6 +80,8 @@ class CascadeVI2VWan(io.ComfyNode):
 
 
 class CascadeVI2VSVD(io.ComfyNode):
+    REQUIRES = ("comfy_extras.nodes_video_model.SVD_img2vid_Conditioning",)
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -106,6 +117,8 @@ class CascadeVI2VSVD(io.ComfyNode):
 
 
 class CascadeVI2VLTXV(io.ComfyNode):
+    REQUIRES = ("comfy_extras.nodes_lt.LTXVImgToVideo",)
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -142,7 +155,7 @@ class CascadeVSearchOptions(io.ComfyNode):
             description="How each chunk picks its noise: search (m noises previewed with k steps, the best one "
             "fully denoised: m*k+s evaluations), naive (one noise: s) or brute_force (m full runs: m*s).",
             inputs=[
-                io.Combo.Input(
+                Choice(
                     "mode", options=list(MODES), default=DEFAULT_SEARCH["mode"], tooltip="search, naive or brute_force."
                 ),
                 io.Int.Input(
@@ -198,10 +211,10 @@ class CascadeVSearchOptions(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, mode, score_size) -> bool | str:
+    def validate_inputs(cls, score_size) -> bool | str:
         if 0 < score_size < 8:
             return f"score_size: expected 0 (full size) or at least 8, got {score_size}"
-        return check_combos(cls, mode=mode)
+        return True
 
     @classmethod
     def execute(cls, mode, candidates, preview_steps, batch_size, color_correction, keep_guide_frame, score_frames,
@@ -224,6 +237,13 @@ class CascadeVSearchOptions(io.ComfyNode):
 # The sampler node
 # ---------------------------------------------------------------------------------------------------------------
 class CascadeVChunkSampler(io.ComfyNode):
+    REQUIRES = bridge.REQUIRES + (
+        "comfy.samplers.KSampler",
+        "comfy.sample.sample",
+        "comfy.sample.fix_empty_latent_channels",
+        "comfy.utils.common_upscale",
+    )
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -250,16 +270,16 @@ class CascadeVChunkSampler(io.ComfyNode):
                 ),
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Steps of the full schedule (s)."),
                 io.Float.Input("cfg", default=5.0, min=0.0, max=100.0, step=0.1, tooltip="Classifier-free guidance."),
-                io.Combo.Input(
+                Choice(
                     "sampler_name",
-                    options=comfy.samplers.KSampler.SAMPLERS,
+                    options=sampler_lists()[0],
                     default="euler",
                     tooltip="ComfyUI sampler for previews and full runs (a deterministic one makes "
                     "results independent of the batch size).",
                 ),
-                io.Combo.Input(
+                Choice(
                     "scheduler",
-                    options=comfy.samplers.KSampler.SCHEDULERS,
+                    options=sampler_lists()[1],
                     default="simple",
                     tooltip="ComfyUI scheduler.",
                 ),
@@ -289,10 +309,6 @@ class CascadeVChunkSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, sampler_name, scheduler) -> bool | str:
-        return check_combos(cls, sampler_name=sampler_name, scheduler=scheduler)
-
-    @classmethod
     def execute(cls, model, vae, i2v, start_image, chunks, seed, steps, cfg, sampler_name, scheduler, fps,
                 positive=None, negative=None, search_options=None, clip_vision=None) -> io.NodeOutput:  # fmt: skip
         if start_image.ndim != 4 or start_image.shape[-1] not in (3, 4):
@@ -304,7 +320,7 @@ class CascadeVChunkSampler(io.ComfyNode):
         options = SearchOptions(num_chunks=chunks, steps=steps, seed=seed, **settings)
         run = ChunkRun(model, vae, i2v, positive, negative, cfg, sampler_name, scheduler, seed)
         # the guide at the model's frame size, centre-cropped as the stock conditioning nodes do
-        guide = comfy.utils.common_upscale(start_image[:1, ..., :3].movedim(-1, 1), i2v.width, i2v.height,
+        guide = internal("comfy.utils.common_upscale")(start_image[:1, ..., :3].movedim(-1, 1), i2v.width, i2v.height,
                                            "bilinear", "center").clamp(0, 1)  # fmt: skip
         run.conditioned(guide.movedim(1, -1))
         evaluator = run.evaluator(clip_vision, options, cls.hidden.unique_id)
@@ -346,7 +362,7 @@ class ChunkRun:
         if self._cache is not None and torch.equal(self._cache[0], image):
             return self._cache[1]
         cond = self.adapter.condition(self.positive, self.negative, self.vae, image)
-        cond.latent["samples"] = comfy.sample.fix_empty_latent_channels(self.model, cond.latent["samples"])
+        cond.latent["samples"] = internal("comfy.sample.fix_empty_latent_channels")(self.model, cond.latent["samples"])
         self.noise_shape = self.adapter.noise_shape(cond.latent["samples"])
         self._cache = (image, cond)
         return cond
@@ -370,7 +386,7 @@ class ChunkRun:
             return apply_model(args["input"], args["timestep"], **args["c"])
 
         model.set_model_unet_function_wrapper(count_evaluations)
-        out = comfy.sample.sample(
+        out = internal("comfy.sample.sample")(
             model, self.adapter.to_model_batch(noise.to(latent.dtype)), num_steps, self.cfg, self.sampler_name,
             self.scheduler, cond.positive, cond.negative, latent, noise_mask=mask, disable_pbar=True, seed=self.seed,
         )  # fmt: skip
@@ -426,8 +442,8 @@ def thumbnail(frame: torch.Tensor) -> str:
 def send_preview(node_id, data: dict) -> None:
     """Send a candidates message to the canvas (no-op outside a server, e.g. when called from Python)."""
     try:
-        from server import PromptServer
-    except ImportError:
+        PromptServer = internal("server.PromptServer")
+    except Exception:
         return
     if getattr(PromptServer, "instance", None) is not None:
         PromptServer.instance.send_sync(PREVIEW_EVENT, {"node": node_id, **data})

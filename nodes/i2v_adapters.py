@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .comfyui import run_node
+
 
 @dataclass
 class Conditioned:
@@ -71,14 +73,13 @@ class WanI2V(I2VAdapter):
     family = "wan_i2v"
 
     def condition(self, positive, negative, vae, guide):
-        from comfy_extras.nodes_wan import WanImageToVideo
-
         clip_out = self.clip_vision.encode_image(guide) if self.clip_vision is not None else None
-        out = WanImageToVideo.execute(
-            positive, negative, vae, self.width, self.height, self.length, 1, start_image=guide,
+        out = run_node(
+            "comfy_extras.nodes_wan.WanImageToVideo", positive=positive, negative=negative, vae=vae,
+            width=self.width, height=self.height, length=self.length, batch_size=1, start_image=guide,
             clip_vision_output=clip_out,
         )  # fmt: skip
-        return Conditioned(*out.args)
+        return Conditioned(*out)
 
 
 @dataclass
@@ -92,12 +93,11 @@ class LTXVI2V(I2VAdapter):
     family = "ltxv"
 
     def condition(self, positive, negative, vae, guide):
-        from comfy_extras.nodes_lt import LTXVImgToVideo
-
-        out = LTXVImgToVideo.execute(
-            positive, negative, guide, vae, self.width, self.height, self.length, 1, self.strength
-        )
-        return Conditioned(*out.args)
+        out = run_node(
+            "comfy_extras.nodes_lt.LTXVImgToVideo", positive=positive, negative=negative, image=guide, vae=vae,
+            width=self.width, height=self.height, length=self.length, batch_size=1, strength=self.strength,
+        )  # fmt: skip
+        return Conditioned(*out)
 
 
 @dataclass
@@ -117,13 +117,12 @@ class SVDI2V(I2VAdapter):
     uses_text = False
 
     def condition(self, positive, negative, vae, guide):
-        from comfy_extras.nodes_video_model import SVD_img2vid_Conditioning
-
-        pos, neg, latent = SVD_img2vid_Conditioning().encode(
-            self.clip_vision, guide, vae, self.width, self.height, self.video_frames, self.motion_bucket_id,
-            self.fps, self.augmentation_level,
+        out = run_node(
+            "comfy_extras.nodes_video_model.SVD_img2vid_Conditioning", clip_vision=self.clip_vision, init_image=guide,
+            vae=vae, width=self.width, height=self.height, video_frames=self.video_frames,
+            motion_bucket_id=self.motion_bucket_id, fps=self.fps, augmentation_level=self.augmentation_level,
         )  # fmt: skip
-        return Conditioned(pos, neg, latent)
+        return Conditioned(*out)
 
     def noise_shape(self, latent):
         return tuple(latent.shape)  # [T, 4, h, w]: the whole latent is one candidate

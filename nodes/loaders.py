@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 
-from comfy_api.latest import io
-
 from ..cascadev_core.attention_layouts import LAYOUT_PRESETS, describe_layout, resolve_layout
 from ..cascadev_core.checkpoint import load_dit
 from ..cascadev_core.effnet import load_effnet_encoder
+from . import models, native
+from .comfyui import internal, io, missing
 from .models import CascadeVEffnet, CascadeVModel, check_model_file, model_files, model_path, patch, resolve_dtype
 from .types import CascadeVEffnetType, CascadeVLayoutType, CascadeVModelType
-from .validation import check_combos
+from .validation import Choice
 
 LAYOUT_CHOICES = list(LAYOUT_PRESETS)
 DTYPE_CHOICES = ["auto", "fp32", "bf16", "fp16"]
+MAX_SCHEDULE_CHARS = 10_000
 
 
 class CascadeVModelLoader(io.ComfyNode):
+    REQUIRES = models.REQUIRES + ("comfy.model_management.should_use_fp16",)
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -26,19 +29,19 @@ class CascadeVModelLoader(io.ComfyNode):
             category="CascadeV/loaders",
             description="Loads the CascadeV LDM-VAE DiT (e.g. s1024.effn-f32.pth) from models/cascadev.",
             inputs=[
-                io.Combo.Input(
+                Choice(
                     "dit_name",
                     options=model_files(),
                     tooltip="DiT weights in models/cascadev: the released s1024.effn-f32.pth or its .safetensors.",
                 ),
-                io.Combo.Input(
+                Choice(
                     "weight_dtype",
                     options=DTYPE_CHOICES,
                     default="auto",
                     tooltip="auto = the official recipe (fp16 weights, fp32 attention) on GPUs with fast fp16, "
                     "fp32 elsewhere.",
                 ),
-                io.Combo.Input(
+                Choice(
                     "attention_layout",
                     options=LAYOUT_CHOICES,
                     default="official",
@@ -54,22 +57,23 @@ class CascadeVModelLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, dit_name, weight_dtype, attention_layout) -> bool | str:
-        combos = check_combos(cls, weight_dtype=weight_dtype, attention_layout=attention_layout)
-        return check_model_file(dit_name, "dit_name: CascadeV DiT") if combos is True else combos
+    def validate_inputs(cls, dit_name) -> bool | str:
+        return check_model_file(dit_name)
 
     @classmethod
     def execute(cls, dit_name, weight_dtype, attention_layout, custom_layout=None) -> io.NodeOutput:
-        import comfy.model_management as mm
-
-        path = model_path(dit_name, "CascadeV DiT")
         layout = custom_layout if custom_layout is not None else attention_layout
-        model, config = load_dit(path, layout=layout)
-        dtype = resolve_dtype(weight_dtype, mm.get_torch_device())
-        return io.NodeOutput(CascadeVModel(patcher=patch(model, dtype), config=config))
+        dtype = resolve_dtype(weight_dtype, internal("comfy.model_management.get_torch_device")())
+        dit, config = load_dit(model_path(dit_name, "dit_name"), layout=layout, dtype=dtype)
+        dit.eval().requires_grad_(False)
+        # one owner: the DiT inside ComfyUI's MODEL wrapper (for the native path) when this ComfyUI has it
+        owned = dit if missing(native.REQUIRES) else native.native_model(dit)
+        return io.NodeOutput(CascadeVModel(patcher=patch(owned), config=config, dit_module=dit))
 
 
 class CascadeVEffnetLoader(io.ComfyNode):
+    REQUIRES = models.REQUIRES + ("comfy.model_management.should_use_fp16",)
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -79,28 +83,25 @@ class CascadeVEffnetLoader(io.ComfyNode):
             description="Loads the EfficientNetV2-S semantic encoder (Stable Cascade's effnet_encoder.safetensors) "
             "that turns frames into the 16-channel 1/32 conditioning latents.",
             inputs=[
-                io.Combo.Input(
+                Choice(
                     "effnet_name",
                     options=model_files(),
                     tooltip="Effnet encoder weights in models/cascadev (effnet_encoder.safetensors).",
                 ),
-                io.Combo.Input("weight_dtype", options=DTYPE_CHOICES, default="auto", tooltip="Compute dtype."),
+                Choice("weight_dtype", options=DTYPE_CHOICES, default="auto", tooltip="Compute dtype."),
             ],
             outputs=[CascadeVEffnetType.Output(display_name="effnet")],
         )
 
     @classmethod
-    def validate_inputs(cls, effnet_name, weight_dtype) -> bool | str:
-        combos = check_combos(cls, weight_dtype=weight_dtype)
-        return check_model_file(effnet_name, "effnet_name: effnet encoder") if combos is True else combos
+    def validate_inputs(cls, effnet_name) -> bool | str:
+        return check_model_file(effnet_name)
 
     @classmethod
     def execute(cls, effnet_name, weight_dtype) -> io.NodeOutput:
-        import comfy.model_management as mm
-
-        encoder = load_effnet_encoder(model_path(effnet_name, "Effnet encoder"))
-        dtype = resolve_dtype(weight_dtype, mm.get_torch_device())
-        return io.NodeOutput(CascadeVEffnet(patcher=patch(encoder, dtype)))
+        dtype = resolve_dtype(weight_dtype, internal("comfy.model_management.get_torch_device")())
+        encoder = load_effnet_encoder(model_path(effnet_name, "effnet_name"), dtype=dtype)
+        return io.NodeOutput(CascadeVEffnet(patcher=patch(encoder)))
 
 
 class CascadeVAttentionLayout(io.ComfyNode):
@@ -139,19 +140,26 @@ class CascadeVAttentionLayout(io.ComfyNode):
         return io.NodeOutput(layout, ui={"text": [text]})
 
 
-def parse_schedule(schedule: str):
-    """A preset name or a JSON list of per-block entries; raises ValueError with what was expected."""
+def parse_schedule(schedule) -> object:
+    """A preset name or a JSON list of per-block entries; raises ValueError saying what was expected (never
+    another exception, whatever the text: deep nesting, huge numbers, wrong types)."""
+    if not isinstance(schedule, str):
+        raise ValueError(f"expected a preset name or a JSON list as text, got {type(schedule).__name__}")
     text = schedule.strip()
-    if not text.startswith("["):
-        resolve_layout(text, 1)  # a preset name ("official", "paper:4", ...): raises naming what is accepted
-        return text
+    if len(text) > MAX_SCHEDULE_CHARS:
+        raise ValueError(f"expected at most {MAX_SCHEDULE_CHARS} characters, got {len(text)}")
     try:
+        if not text.startswith("["):
+            resolve_layout(text, 1)  # a preset name ("official", "paper:4", ...): raises naming what is accepted
+            return text
         layout = json.loads(text)
+        if not isinstance(layout, list) or not layout:
+            raise ValueError("expected a non-empty JSON list of per-block entries")
+        resolve_layout(layout, len(layout))
     except json.JSONDecodeError as err:
         raise ValueError(f"expected a preset name ({', '.join(LAYOUT_PRESETS)}) or a JSON list; {err}") from None
-    if not isinstance(layout, list) or not layout:
-        raise ValueError("expected a non-empty JSON list of per-block entries")
-    resolve_layout(layout, len(layout))
+    except (TypeError, OverflowError, RecursionError) as err:
+        raise ValueError(f'expected entries like null, [1, 4] or {{"window": [5, 8, 8]}}; {err}') from None
     return layout
 
 

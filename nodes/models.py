@@ -1,7 +1,8 @@
 """Model files and ComfyUI model management for the pack's own model types (the CascadeV DiT, the effnet encoder).
 
-Both are plain ``torch.nn.Module`` objects from ``cascadev_core`` wrapped in ComfyUI's ``ModelPatcher``, so
-ComfyUI decides the device, offloads them between runs and frees them with its own memory manager.
+Both are plain ``torch.nn.Module`` objects from ``cascadev_core``, each owned by exactly one ComfyUI
+``ModelPatcher`` made by its loader: ComfyUI decides the device, offloads them between runs and frees them with its
+own memory manager. Everything else (the native MODEL, the refine) works through that patcher or its clones.
 """
 
 from __future__ import annotations
@@ -9,87 +10,113 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import comfy.model_management as mm
-import comfy.model_patcher
-import folder_paths
 import torch
+
+from .comfyui import internal
 
 MODEL_FOLDER = "cascadev"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: what loading and placing a model needs
+REQUIRES = (
+    "folder_paths.get_full_path",
+    "comfy.model_patcher.ModelPatcher",
+    "comfy.model_management.get_torch_device",
+    "comfy.model_management.unet_offload_device",
+    "comfy.model_management.load_models_gpu",
+)
 
 
 def register_model_folders() -> None:
     """Register ``models/cascadev`` (DiT and effnet weights) with ComfyUI's folder registry."""
-    path = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
-    if MODEL_FOLDER not in folder_paths.folder_names_and_paths:
-        folder_paths.add_model_folder_path(MODEL_FOLDER, path, is_default=True)
-    folder_paths.folder_names_and_paths[MODEL_FOLDER][1].update({".pth", ".pt", ".safetensors"})
+    registry = internal("folder_paths.folder_names_and_paths")
+    path = os.path.join(internal("folder_paths.models_dir"), MODEL_FOLDER)
+    if MODEL_FOLDER not in registry:
+        internal("folder_paths.add_model_folder_path")(MODEL_FOLDER, path, is_default=True)
+    registry[MODEL_FOLDER][1].update({".pth", ".pt", ".safetensors"})
 
 
 def model_files() -> list[str]:
-    return folder_paths.get_filename_list(MODEL_FOLDER)
+    """The files in ``models/cascadev`` (empty when the folder registry is unavailable)."""
+    try:
+        return internal("folder_paths.get_filename_list")(MODEL_FOLDER)
+    except Exception:  # define_schema must never fail: an empty list still lets workflows load
+        return []
 
 
-def model_path(name: str, what: str) -> str:
-    """Full path of ``name`` in ``models/cascadev``, or an error naming the folders searched and the file."""
-    path = folder_paths.get_full_path(MODEL_FOLDER, name)
-    if path is None:
-        folders = ", ".join(folder_paths.get_folder_paths(MODEL_FOLDER))
-        raise FileNotFoundError(f"{what} file '{name}' was not found in the models/{MODEL_FOLDER} folder ({folders}).")
-    return path
+def model_path(name: str, input_name: str) -> str:
+    """Full path of ``name`` in ``models/cascadev``, or FileNotFoundError naming the input and the folder."""
+    message = check_model_file(name)
+    if message is not True:
+        raise FileNotFoundError(f"{input_name}: {message}")
+    return internal("folder_paths.get_full_path")(MODEL_FOLDER, name)
 
 
-def check_model_file(name: str, what: str) -> bool | str:
-    """For ``validate_inputs``: True, or a message naming the models/cascadev folders and the missing file."""
-    if folder_paths.get_full_path(MODEL_FOLDER, name) is not None:
+def check_model_file(name) -> bool | str:
+    """For ``validate_inputs`` (ComfyUI prefixes the input's name): True, or a message naming ``models/cascadev``
+    and what it holds (never a server path, never an exception, whatever the value's type)."""
+    if isinstance(name, str) and name and internal("folder_paths.get_full_path")(MODEL_FOLDER, name) is not None:
         return True
-    folders = ", ".join(folder_paths.get_folder_paths(MODEL_FOLDER))
-    return f"{what} file '{name}' was not found in the models/{MODEL_FOLDER} folder ({folders}); put it there"
+    files = model_files()
+    listing = f"it has: {', '.join(files[:8])}{' ...' if len(files) > 8 else ''}" if files else "it is empty"
+    shown = repr(name) if not isinstance(name, str) else f"'{name}'"
+    return f"{shown} is not a file in models/{MODEL_FOLDER} ({listing}); put the file there"
+
+
+def memory_totals() -> dict[str, int | str]:
+    """Total bytes of the model's device (``"model"``) and of this machine's RAM (``"host"``), for
+    :func:`cascadev_core.footprint.check_fits`; when the model runs on the CPU both are the same RAM."""
+    total = internal("comfy.model_management.get_total_memory")
+    device = internal("comfy.model_management.get_torch_device")()
+    host = int(total(torch.device("cpu")))
+    return {"host": host, "model": "host" if device.type == "cpu" else int(total(device))}
 
 
 def resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
     """``auto`` = the official recipe (fp16 weights, fp32 attention) where fp16 is fast, else fp32."""
     if choice == "auto":
-        return torch.float16 if mm.should_use_fp16(device) else torch.float32
+        return torch.float16 if internal("comfy.model_management.should_use_fp16")(device) else torch.float32
     return DTYPES[choice]
 
 
 @dataclass
-class CascadeVModel:
-    """What flows on a ``CASCADEV_MODEL`` link: the patcher (owns the DiT) and its configuration."""
+class OwnedModel:
+    """A core module owned by one ComfyUI ``ModelPatcher`` (what flows on the pack's model links)."""
 
-    patcher: comfy.model_patcher.ModelPatcher
-    config: object  # cascadev_core.config.DiTConfig
-
-    @property
-    def dit(self) -> torch.nn.Module:
-        return self.patcher.model
+    patcher: object  # comfy.model_patcher.ModelPatcher
 
     def load(self) -> torch.device:
         """Ask ComfyUI to place the model on its device (offloading others as needed); return that device."""
-        mm.load_models_gpu([self.patcher])
+        internal("comfy.model_management.load_models_gpu")([self.patcher])
         return self.patcher.load_device
 
 
 @dataclass
-class CascadeVEffnet:
-    """What flows on a ``CASCADEV_EFFNET`` link: the patcher owning the effnet encoder."""
+class CascadeVModel(OwnedModel):
+    """A ``CASCADEV_MODEL`` link: the patcher owning the DiT (inside ComfyUI's MODEL wrapper when available) and
+    the DiT's configuration."""
 
-    patcher: comfy.model_patcher.ModelPatcher
+    config: object = None  # cascadev_core.config.DiTConfig
+    dit_module: torch.nn.Module | None = None
+
+    @property
+    def dit(self) -> torch.nn.Module:
+        return self.dit_module
+
+
+@dataclass
+class CascadeVEffnet(OwnedModel):
+    """A ``CASCADEV_EFFNET`` link: the patcher owning the effnet encoder."""
 
     @property
     def encoder(self) -> torch.nn.Module:
         return self.patcher.model
 
-    def load(self) -> torch.device:
-        mm.load_models_gpu([self.patcher])
-        return self.patcher.load_device
 
-
-def patch(module: torch.nn.Module, dtype: torch.dtype) -> comfy.model_patcher.ModelPatcher:
-    """Wrap a core module for ComfyUI's model management (kept on the offload device until used)."""
-    module = module.to(dtype=dtype).eval().requires_grad_(False)
-    module.to(mm.unet_offload_device())
-    return comfy.model_patcher.ModelPatcher(
-        module, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device()
+def patch(module: torch.nn.Module) -> object:
+    """Wrap a module for ComfyUI's model management, kept on the offload device until used."""
+    module.to(internal("comfy.model_management.unet_offload_device")())
+    return internal("comfy.model_patcher.ModelPatcher")(
+        module,
+        load_device=internal("comfy.model_management.get_torch_device")(),
+        offload_device=internal("comfy.model_management.unet_offload_device")(),
     )

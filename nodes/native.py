@@ -1,99 +1,125 @@
 """Native path: the CascadeV DiT as a ComfyUI MODEL, so stock KSampler / SamplerCustom drive the refine.
 
-``CascadeV As MODEL`` wraps the loaded DiT in a ``comfy.model_base.BaseModel`` (epsilon prediction, the official
-linear beta schedule, SDXL's 0.13025 latent scale) whose diffusion model runs the same windows and tiles as
-``CascadeV Refine`` (``cascadev_core.refine.WindowedDenoiser``). The effnet conditioning rides in the positive and
-negative CONDITIONING as a concat input. ``CascadeV Official Sigmas`` gives the released sampler's schedule to
-SamplerCustom; with it and the same sampler the native path reproduces ``CascadeV Refine`` (a test checks it).
+The loader wraps the DiT once in :func:`native_model` (a ``comfy.model_base.BaseModel``: epsilon prediction, the
+official linear beta schedule, SDXL's 0.13025 latent scale) and that model's patcher is the DiT's only owner.
+``CascadeV As MODEL`` hands out a clone of it whose ``transformer_options`` carry the refine options, so its
+diffusion model runs the same windows and tiles as ``CascadeV Refine``, built by the same factory
+(:func:`cascadev_core.refine.windowed_denoiser`). The effnet conditioning rides in the positive and negative
+CONDITIONING as a concat input. ``CascadeV Official Sigmas`` gives the released sampler's schedule to SamplerCustom;
+with it and the same sampler the native path reproduces ``CascadeV Refine`` (a test checks it).
+
+The ComfyUI classes are subclassed only when first needed, so a ComfyUI that changed them disables these two
+nodes, not the pack.
 """
 
 from __future__ import annotations
 
-import comfy.conds
-import comfy.latent_formats
-import comfy.model_base
-import comfy.model_management as mm
-import comfy.model_patcher
-import comfy.model_sampling
-import comfy.supported_models_base
+import functools
+
 import torch
-from comfy_api.latest import io
 
 from ..cascadev_core.conditioning import conditioning_frames
-from ..cascadev_core.refine import RefineOptions, WindowedDenoiser
+from ..cascadev_core.refine import RefineOptions, windowed_denoiser
 from ..cascadev_core.schedulers import official_schedule, sigma_to_timestep
-from ..cascadev_core.tiling import official_tile_step, step_from_overlap
-from .cascade import effnet_conditioning
+from .comfyui import internal, io
+from .encode import effnet_conditioning
 from .types import CascadeVModelType, CascadeVRefineOptionsType
 
-
-class CascadeVModelConfig(comfy.supported_models_base.BASE):
-    """ComfyUI model config: eps prediction over diffusers' "linear" betas (ComfyUI calls it sqrt_linear)."""
-
-    unet_config = {"disable_unet_model_creation": True}
-    unet_extra_config = {}
-    sampling_settings = {"beta_schedule": "sqrt_linear", "linear_start": 0.0001, "linear_end": 0.02}
-    latent_format = comfy.latent_formats.SDXL  # scale 0.13025, no shift: the refine's latent space
-
-
-class OfficialSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.EPS):
-    """The official start ``x = noise * sigma_max`` (ComfyUI would use sqrt(1 + sigma_max^2) at full denoise)."""
-
-    def noise_scaling(self, sigma, noise, latent_image, max_denoise=False):
-        return super().noise_scaling(sigma, noise, latent_image, max_denoise=False)
+OPTIONS_KEY = "cascadev_refine_options"
+REQUIRES = (
+    "comfy.model_base.BaseModel",
+    "comfy.model_base.ModelType",
+    "comfy.supported_models_base.BASE",
+    "comfy.model_sampling.ModelSamplingDiscrete",
+    "comfy.model_sampling.EPS",
+    "comfy.conds.CONDNoiseShape",
+    "comfy.conds.CONDConstant",
+    "comfy.latent_formats.SDXL",
+    "comfy.model_management.throw_exception_if_processing_interrupted",
+)
 
 
 class WindowedDiT(torch.nn.Module):
-    """The diffusion model ComfyUI calls: eps of frames-as-batch latents through the official windows/tiles.
+    """The diffusion model ComfyUI calls: eps of frames-as-batch latents through the refine's windows and tiles.
 
     ``forward(x [N, 4 + 16, H, W], t [N], num_video_frames=T, transformer_options=...) -> eps [N, 4, H, W]`` with
-    N = videos x T. The DiT's timestep is computed from the exact sigma (ComfyUI rounds to an integer timestep).
+    N = videos x T. The options come from ``transformer_options[OPTIONS_KEY]`` (official recipe without them);
+    the DiT's timestep is computed from the exact sigma (ComfyUI rounds to an integer timestep).
     """
 
-    def __init__(self, dit: torch.nn.Module, options: RefineOptions):
+    def __init__(self, dit: torch.nn.Module):
         super().__init__()
         self.dit = dit
-        self.options = options
 
     @property
     def dtype(self) -> torch.dtype:
         return self.dit.dtype
 
     def forward(self, x, timesteps, context=None, control=None, transformer_options=None, num_video_frames=None, **kw):
-        mm.throw_exception_if_processing_interrupted()
-        cfg, o = self.dit.config, self.options
+        internal("comfy.model_management.throw_exception_if_processing_interrupted")()
+        transformer_options = transformer_options or {}
+        cfg = self.dit.config
         frames = int(num_video_frames or x.shape[0])
         if x.shape[0] % frames:
             raise ValueError(f"latent: batch {x.shape[0]} is not a whole number of {frames}-frame videos")
-        sigmas = (transformer_options or {}).get("sigmas")
+        sigmas = transformer_options.get("sigmas")
         t = sigma_to_timestep(sigmas.float()) if sigmas is not None else timesteps.float()
-        tile = o.tile or cfg.input_size
-        windowed = WindowedDenoiser(
-            self.dit, x.shape[0] // frames, frames, x.shape[-2], x.shape[-1], o.window or cfg.lats_per_vid, tile,
-            o.window_stride, step_from_overlap(tile, o.tile_overlap, official_tile_step(tile), "tile"),
-            o.window_blend, o.tile_blend, o.max_batch, o.pad, self.dit.dtype,
-        )  # fmt: skip
+        options = transformer_options.get(OPTIONS_KEY) or RefineOptions()
+        windowed = windowed_denoiser(
+            self.dit, options, x.shape[0] // frames, frames, x.shape[-2], x.shape[-1], cfg.lats_per_vid, cfg.input_size
+        )
         return windowed(x.float(), t.to(x.device))
 
 
-class CascadeVNativeModel(comfy.model_base.BaseModel):
-    """``BaseModel`` around :class:`WindowedDiT`; the effnet conditioning comes in as ``cascadev_cond``."""
+@functools.cache
+def _native_classes() -> type:
+    """Subclass ComfyUI's model classes (on first use): returns the ``BaseModel`` subclass."""
+    base_config = internal("comfy.supported_models_base.BASE")
+    sampling_discrete = internal("comfy.model_sampling.ModelSamplingDiscrete")
+    eps = internal("comfy.model_sampling.EPS")
+    base_model = internal("comfy.model_base.BaseModel")
 
-    def __init__(self, dit: torch.nn.Module, options: RefineOptions):
-        config = CascadeVModelConfig(CascadeVModelConfig.unet_config)
-        super().__init__(config, comfy.model_base.ModelType.EPS, device=None)
-        self.model_sampling = OfficialSampling(config)
-        self.diffusion_model = WindowedDiT(dit, options)
+    class CascadeVModelConfig(base_config):
+        """eps prediction over diffusers' "linear" betas (ComfyUI calls it sqrt_linear)."""
 
-    def extra_conds(self, **kwargs):
-        cond = kwargs["cascadev_cond"]  # [T, 16, H, W], upsampled x4 and scaled like the official z_ref
-        return {
-            "c_concat": comfy.conds.CONDNoiseShape(cond),
-            "num_video_frames": comfy.conds.CONDConstant(cond.shape[0]),
-        }
+        unet_config = {"disable_unet_model_creation": True}
+        unet_extra_config = {}
+        sampling_settings = {"beta_schedule": "sqrt_linear", "linear_start": 0.0001, "linear_end": 0.02}
+        latent_format = internal("comfy.latent_formats.SDXL")  # scale 0.13025, no shift: the refine's latents
+
+    class OfficialSampling(sampling_discrete, eps):
+        """The official start ``x = noise * sigma_max`` (ComfyUI would use sqrt(1 + sigma_max^2))."""
+
+        def noise_scaling(self, sigma, noise, latent_image, max_denoise=False):
+            return super().noise_scaling(sigma, noise, latent_image, max_denoise=False)
+
+    class CascadeVNativeModel(base_model):
+        """``BaseModel`` around :class:`WindowedDiT`; the effnet conditioning comes in as ``cascadev_cond``."""
+
+        def __init__(self, dit: torch.nn.Module):
+            config = CascadeVModelConfig(CascadeVModelConfig.unet_config)
+            super().__init__(config, internal("comfy.model_base.ModelType").EPS, device=None)
+            self.model_sampling = OfficialSampling(config)
+            self.diffusion_model = WindowedDiT(dit)
+
+        def extra_conds(self, **kwargs):
+            cond = kwargs["cascadev_cond"]  # [T, 16, H, W], upsampled x4 and scaled like the official z_ref
+            return {
+                "c_concat": internal("comfy.conds.CONDNoiseShape")(cond),
+                "num_video_frames": internal("comfy.conds.CONDConstant")(cond.shape[0]),
+            }
+
+    return CascadeVNativeModel
+
+
+def native_model(dit: torch.nn.Module) -> torch.nn.Module:
+    """The DiT inside ComfyUI's ``BaseModel`` (what a MODEL's patcher holds)."""
+    return _native_classes()(dit)
 
 
 class CascadeVAsModel(io.ComfyNode):
+    REQUIRES = REQUIRES
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -123,13 +149,11 @@ class CascadeVAsModel(io.ComfyNode):
         cfg = cascadev_model.config
         cond = effnet_conditioning(conditioning, cfg, videos=1)
         frames = conditioning_frames(cond, scale_factor=cfg.scale_factor)  # [T, 16, H, W]
-        native = CascadeVNativeModel(cascadev_model.dit, options or RefineOptions())
-        patcher = comfy.model_patcher.ModelPatcher(
-            native, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device()
-        )
+        model = cascadev_model.patcher.clone()  # shares the loader's model: one owner
+        model.model_options.setdefault("transformer_options", {})[OPTIONS_KEY] = options or RefineOptions()
         positive = [[torch.zeros(1, 1, 1), {"cascadev_cond": frames}]]
         latent = {"samples": torch.zeros(frames.shape[0], cfg.latent_channels, *frames.shape[-2:])}
-        return io.NodeOutput(patcher, positive, positive, latent)
+        return io.NodeOutput(model, positive, positive, latent)
 
 
 class CascadeVOfficialSigmas(io.ComfyNode):

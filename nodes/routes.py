@@ -9,6 +9,7 @@ from aiohttp import web
 from ..cascadev_core.attention_layouts import attention_cost
 from ..cascadev_core.config import DiTConfig
 from ..cascadev_core.memory import activation_bytes, attention_scores_bytes, tokens_per_job
+from .comfyui import internal
 
 GIB = 1024**3
 
@@ -42,6 +43,7 @@ async def attention_cost_route(request: web.Request) -> web.Response:
 
 
 def register_routes() -> None:
-    from server import PromptServer
-
-    PromptServer.instance.routes.get("/cascadev/attention_cost")(attention_cost_route)
+    """Add the canvas routes to the running server (nothing to do when the pack is imported without one)."""
+    server = getattr(internal("server.PromptServer"), "instance", None)
+    if server is not None:
+        server.routes.get("/cascadev/attention_cost")(attention_cost_route)

@@ -1,10 +1,8 @@
 """The few link types the pack adds; everything else uses ComfyUI's core types (IMAGE, LATENT, VAE, VIDEO, ...)."""
 
-from comfy_api.latest import io
+from .comfyui import io
 
 CascadeVModelType = io.Custom("CASCADEV_MODEL")
 CascadeVEffnetType = io.Custom("CASCADEV_EFFNET")
 CascadeVLayoutType = io.Custom("CASCADEV_LAYOUT")
-CascadeVCondType = io.Custom("CASCADEV_COND")
 CascadeVRefineOptionsType = io.Custom("CASCADEV_REFINE_OPTIONS")
-CascadeVEvaluatorType = io.Custom("CASCADEV_EVALUATOR")

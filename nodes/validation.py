@@ -1,16 +1,20 @@
-"""Validation of widget values before a graph runs (``/prompt`` rejects bad graphs with the input's name).
+"""Validation of widget values before a graph runs, so ``/prompt`` rejects a bad graph with one clean error on the
+input at fault.
 
-ComfyUI 0.3.75 does not check V3 combo values against their options, so nodes call :func:`check_combos` from
-their ``validate_inputs``.
+ComfyUI validates a V1-style dropdown (an input whose type is the list of options) itself: a bad value gets the
+stock ``value_not_in_list`` error on that input. It does not validate V3 ``COMBO`` inputs, so the pack declares its
+dropdowns with :class:`Choice` (a V3 combo that presents itself in the V1 list form). ComfyUI attaches a
+``validate_inputs`` failure to every argument of that function, so each node's ``validate_inputs`` takes only the
+one input it checks; the checks here never raise on a value of the wrong type.
 """
 
-from comfy_api.latest import io
+from __future__ import annotations
+
+from .comfyui import io
 
 
-def check_combos(node: type[io.ComfyNode], **values) -> bool | str:
-    """True if every given combo value is one of its options, else a message naming the input and the options."""
-    options = {i.id: i.options for i in node.define_schema().inputs if isinstance(i, io.Combo.Input)}
-    for name, value in values.items():
-        if name in options and value not in options[name]:
-            return f"{name}: '{value}' is not one of {', '.join(map(str, options[name]))}"
-    return True
+class Choice(io.Combo.Input):
+    """A dropdown that ComfyUI validates itself (stock ``value_not_in_list`` error on this input alone)."""
+
+    def get_io_type(self):
+        return list(self.options)

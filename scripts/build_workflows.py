@@ -73,15 +73,18 @@ class N:
     links: dict = field(default_factory=dict)
 
 
-def cascade_nodes(frames_source: tuple[int, int], x0: int, y0: int = 0) -> list[N]:
-    """Effnet encode -> refine -> sliced decode -> save; ``frames_source`` feeds the encoder's ``images`` input."""
+def cascade_nodes(frames_source: tuple[str, tuple[int, int]], x0: int, y0: int = 0, fps: float = 0.0) -> list[N]:
+    """Effnet encode -> refine -> sliced decode -> save; ``frames_source`` is (Encode input, (node, slot)): IMAGE
+    frames on ``images`` or a VIDEO on ``video`` (then the decode keeps its frame rate: ``fps`` 0)."""
+    name, source = frames_source
     return [
         N(20, "CascadeVEffnetLoader", "Load CascadeV Effnet Encoder", (x0, y0),
           {"effnet_name": "effnet_encoder.safetensors", "weight_dtype": "auto"}),
         N(21, "CascadeVModelLoader", "Load CascadeV Model", (x0, y0 + 140),
           {"dit_name": "s1024.effn-f32.pth", "weight_dtype": "auto", "attention_layout": "official"}),
-        N(22, "CascadeVEncode", "CascadeV Encode Frames", (x0 + 360, y0), {}, {"effnet": (20, 0), "images": frames_source}),
-        N(23, "CascadeVRefineOptions", "CascadeV Refine Options", (x0 + 360, y0 + 140),
+        N(22, "CascadeVEncode", "CascadeV Encode Frames", (x0 + 360, y0), {"resize": "auto", "resize_value": 0.0},
+          {"effnet": (20, 0), name: source, "cascadev_model": (21, 0)}),
+        N(23, "CascadeVRefineOptions", "CascadeV Refine Options", (x0 + 360, y0 + 200),
           {"window": 0, "window_stride": 0, "window_blend": "crossfade", "tile": 0, "tile_overlap": -1,
            "tile_blend": "feather", "max_batch": 1, "pad": "none", "memory_budget_gb": 0.0}),
         N(24, "CascadeVRefine", "CascadeV Refine", (x0 + 720, y0),
@@ -90,18 +93,15 @@ def cascade_nodes(frames_source: tuple[int, int], x0: int, y0: int = 0) -> list[
         N(25, "VAELoader", "Load VAE (SD / SVD latent space)", (x0 + 720, y0 + 300),
           {"vae_name": "vae-ft-mse-840000-ema-pruned.safetensors"}),
         N(26, "CascadeVDecode", "CascadeV Decode", (x0 + 1080, y0),
-          {"frames_per_slice": 4, "tile_size": 0, "tile_overlap": 64, "fps": 16.0}, {"latent": (24, 0), "vae": (25, 0)}),
+          {"frames_per_slice": 4, "tile_size": 0, "tile_overlap": 64, "fps": fps}, {"latent": (24, 0), "vae": (25, 0)}),
         N(27, "SaveVideo", "Save Video", (x0 + 1440, y0),
           {"filename_prefix": "cascadev/refined", "format": "auto", "codec": "auto"}, {"video": (26, 1)}),
     ]  # fmt: skip
 
 
 def refine_video() -> list[N]:
-    nodes = [
-        N(1, "LoadVideo", "Load Video (any base model's output)", (0, 0), {"file": "cascadev_demo_input.mp4"}),
-        N(2, "GetVideoComponents", "Get Video Components", (0, 300), {}, {"video": (1, 0)}),
-    ]
-    return nodes + cascade_nodes((2, 0), 360)
+    nodes = [N(1, "LoadVideo", "Load Video (any base model's output)", (0, 0), {"file": "cascadev_demo_input.mp4"})]
+    return nodes + cascade_nodes(("video", (1, 0)), 360)
 
 
 def wan_t2v_refine() -> list[N]:
@@ -122,10 +122,8 @@ def wan_t2v_refine() -> list[N]:
           {"model": (6, 0), "positive": (3, 0), "negative": (4, 0), "latent_image": (5, 0)}),
         N(8, "VAELoader", "Load VAE (Wan 2.1)", (720, 320), {"vae_name": "wan_2.1_vae.safetensors"}),
         N(9, "VAEDecode", "VAE Decode (base frames)", (1080, 0), {}, {"samples": (7, 0), "vae": (8, 0)}),
-        N(10, "ImageScale", "Upscale frames ~2x (>= 1024: one 128-latent tile)", (1080, 140),
-          {"upscale_method": "bilinear", "width": 1792, "height": 1024, "crop": "center"}, {"image": (9, 0)}),
     ]  # fmt: skip
-    return nodes + cascade_nodes((10, 0), 1440)
+    return nodes + cascade_nodes(("images", (9, 0)), 1440, fps=16.0)
 
 
 def wan_i2v_long() -> list[N]:

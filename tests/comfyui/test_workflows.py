@@ -14,6 +14,9 @@ WORKFLOWS = REPO / "workflows"
 FRONTEND_ONLY = {"MarkdownNote", "Note"}
 UI_FILES = sorted(WORKFLOWS.glob("*.json"))
 API_FILES = sorted((WORKFLOWS / "api").glob("*.json"))
+#: the workflows as the first release shipped them: what users have saved (they must keep loading and running)
+SAVED = Path(__file__).with_name("saved_workflows")
+SAVED_API_FILES = sorted(SAVED.glob("api_*.json"))
 
 
 def test_every_spec_is_shipped_in_both_formats():
@@ -99,6 +102,22 @@ def test_api_workflow_passes_prompt_validation(path, comfy_server, placeholder_m
     # Validation accepts it; then the run fails fast on the empty placeholder weights, which is expected.
     entry = comfy_server.wait(comfy_server.queue(prompt), timeout=300)
     assert entry["status"]["status_str"] in ("success", "error")
+
+
+@pytest.mark.parametrize("path", SAVED_API_FILES, ids=lambda p: p.stem)
+def test_workflows_saved_with_the_first_release_still_pass_validation(path, comfy_server, placeholder_models):
+    status, body = comfy_server.post("/prompt", {"prompt": json.loads(path.read_text())})
+    assert status == 200, json.dumps(body)[:3000]
+    comfy_server.wait(body["prompt_id"], timeout=300)  # it then fails fast on the empty placeholder weights
+
+
+def test_refine_workflow_saved_with_the_first_release_still_runs_unchanged(comfy_server, demo_inputs):
+    """Only the model file names are swapped for the tiny stand-ins; its Encode Frames has none of the new inputs,
+    so the frames are scaled to the released model's 1024-pixel tile (the 'auto' default)."""
+    prompt = with_tiny_models(json.loads((SAVED / "api_cascadev_refine_video.json").read_text()))
+    entry = comfy_server.wait(comfy_server.queue(prompt), timeout=1500)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    assert entry["outputs"]["27"]["images"][0]["filename"].endswith(".mp4")
 
 
 def tiny_chunk_graph(candidates=3, preview_steps=1, steps=3, chunks=2) -> dict:

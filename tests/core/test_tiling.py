@@ -97,11 +97,25 @@ def test_windows_and_tiles_equal_untiled_on_pointwise_model(window_blend, tile_b
 def test_pad_option_replicates_then_crops():
     x = torch.randn(5, 20, 12, 20, generator=torch.Generator().manual_seed(1))
     t = torch.tensor(10.0)
-    with pytest.raises(ValueError, match="frames"):
+    with pytest.raises(ValueError, match="height: expected at least 16"):
         WindowedDenoiser(pointwise, 1, 5, 12, 20, window=8, tile=16)
     for pad in ("replicate", "reflect"):
         wd = WindowedDenoiser(pointwise, 1, 5, 12, 20, window=8, tile=16, pad=pad)
         assert torch.allclose(wd(x, t), pointwise(x, t.expand(5), 5)[:, :4], atol=1e-6)
+
+
+def test_fewer_frames_than_one_window_are_padded_and_trimmed_back_without_a_pad_option():
+    x = torch.randn(2 * 3, 20, 16, 16, generator=torch.Generator().manual_seed(2))
+    t = torch.tensor(10.0)
+    seen = []
+
+    def model(inp, tt, frames):
+        seen.append((inp.shape[0], frames))
+        return pointwise(inp, tt, frames)
+
+    wd = WindowedDenoiser(model, 2, 3, 16, 16, window=8, tile=16)
+    assert torch.allclose(wd(x, t), pointwise(x, t.expand(6), 3)[:, :4], atol=1e-6)
+    assert seen == [(8, 8), (8, 8)]  # each 3-frame video ran as one full 8-frame window
 
 
 def test_pad_axis_modes():
