@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from aiohttp import web
 
 from ..cascadev_core.attention_layouts import attention_cost
 from ..cascadev_core.config import DiTConfig
 from ..cascadev_core.memory import activation_bytes, attention_scores_bytes, tokens_per_job
-from .comfyui import internal
+from .comfyui import ComfyUIFeatureMissing, internal
 
 GIB = 1024**3
 
@@ -44,6 +45,10 @@ async def attention_cost_route(request: web.Request) -> web.Response:
 
 def register_routes() -> None:
     """Add the canvas routes to the running server (nothing to do when the pack is imported without one)."""
-    server = getattr(internal("server.PromptServer"), "instance", None)
+    try:
+        server = getattr(internal("server.PromptServer"), "instance", None)
+    except ComfyUIFeatureMissing as err:
+        logging.warning("[CascadeV] canvas routes not registered: %s", err)
+        return
     if server is not None:
         server.routes.get("/cascadev/attention_cost")(attention_cost_route)
