@@ -107,6 +107,24 @@ def load_state_dict_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dic
 
 
 # ------------------------------------------------------------------------------------------ config
+def read_config(path: str | Path) -> DiTConfig:
+    """The :class:`DiTConfig` of a checkpoint file without reading its weights: a safetensors header (shapes and
+    metadata), or a memory-mapped torch file."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        state, metadata = load_state_dict_file(path)
+        return infer_config(state, metadata)
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata() or {})
+        keys = handle.keys()
+        shapes = {k: torch.empty(handle.get_slice(k).get_shape(), device="meta") for k in keys}
+    for key in POS_EMBED_KEYS:
+        shapes.pop(key, None)
+    return infer_config(shapes, metadata)
+
+
 def infer_config(
     state_dict: Mapping[str, torch.Tensor],
     metadata: Mapping[str, str] | None = None,

@@ -4,12 +4,20 @@ Each node lists the ComfyUI internals it needs in ``REQUIRES``; a node whose int
 registered as unavailable (see :func:`.comfyui.unavailable`), so one changed internal never hides the pack.
 """
 
-from . import chunk_sampler, decode, encode, loaders, native, refine
+from . import chunk_sampler, decode, encode, loaders, native, refine, search_options
 from .comfyui import ComfyExtension, io, missing, unavailable
 from .models import register_model_folders
 from .routes import register_routes
 
-NODES = [*loaders.NODES, *encode.NODES, *refine.NODES, *decode.NODES, *chunk_sampler.NODES, *native.NODES]
+NODES = [
+    *loaders.NODES,
+    *encode.NODES,
+    *refine.NODES,
+    *decode.NODES,
+    *search_options.NODES,
+    *chunk_sampler.NODES,
+    *native.NODES,
+]
 
 
 def registered_nodes() -> list[type[io.ComfyNode]]:

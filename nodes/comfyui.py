@@ -55,6 +55,8 @@ INTERNALS: dict[str, str] = {
     "comfy.samplers.KSampler": CHECKED,
     "comfy.samplers.calculate_sigmas": CHECKED,
     "comfy.samplers.sampler_object": CHECKED,
+    "comfy.k_diffusion.sampling.default_noise_sampler": CHECKED,
+    "comfy.k_diffusion.sampling.BrownianTreeNoiseSampler": CHECKED,
     # the native path (the DiT as a MODEL)
     "comfy.model_base.BaseModel": CHECKED,
     "comfy.model_base.ModelType": CHECKED,

@@ -90,10 +90,15 @@ function costQuery(node) {
   const layoutNode = loader && upstream(loader, "custom_layout");
   let layout = widgetValue(loader, "attention_layout", "official");
   if (layoutNode) layout = widgetValue(layoutNode, "schedule", layout).trim();
-  const tile = Number(widgetValue(options, "tile", 0)) || 128;
-  const maxBatch = Number(widgetValue(options, "max_batch", 1)) || 1;
-  const frames = Number(widgetValue(options, "window", 0)) || 8;
-  return new URLSearchParams({ layout, tile, max_batch: maxBatch, frames }).toString();
+  const params = { layout, max_batch: Number(widgetValue(options, "max_batch", 1)) || 1 };
+  const tile = Number(widgetValue(options, "tile", 0));
+  const frames = Number(widgetValue(options, "window", 0));
+  if (tile) params.tile = tile; // else the model file's own tile and window
+  if (frames) params.frames = frames;
+  const ditName = widgetValue(loader, "dit_name", "");
+  if (ditName) params.dit_name = ditName;
+  params.weight_dtype = widgetValue(loader, "weight_dtype", "auto");
+  return new URLSearchParams(params).toString();
 }
 
 async function updateCost(node, el) {
@@ -107,9 +112,8 @@ async function updateCost(node, el) {
       el.textContent = `attention estimate: ${r.error}`;
       return;
     }
-    const p = new URLSearchParams(query);
     el.textContent =
-      `per call: ${p.get("frames")} frames × ${p.get("tile")}² latent × ${p.get("max_batch")} = ` +
+      `per call: ${r.frames} frames × ${r.tile}² latent × ${r.max_batch} = ` +
       `${r.tokens_per_call.toLocaleString()} tokens\n` +
       `attention ${(100 * r.attention_ratio).toFixed(1)}% of full 3D, whole blocks ` +
       `${(100 * r.block_ratio).toFixed(1)}%\n` +

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,8 +23,6 @@ from cascadev_core.attention_layouts import (
 )
 from cascadev_core.config import DiTConfig
 from cascadev_core.dit import CascadeDiT, DiTBlock
-
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "cascadev"
 
 # (name, entry, frames, rows, cols): one case per layout kind
 KINDS = [
@@ -157,19 +154,15 @@ def test_presets_resolve():
     assert describe_layout("official", 3) == ["grid[1,4]", "grid[4,1]", "grid[1,4]"]
 
 
-def test_official_preset_equals_released_manifest():
-    manifest = REFERENCE / "manifest_s1024.json"
-    if not manifest.exists():
-        pytest.skip(f"reference data not found at {REFERENCE.resolve()} (needs ../shared beside the checkout)")
+def test_official_preset_equals_released_manifest(reference_dir):
+    manifest = reference_dir / "manifest_s1024.json"
     strides = json.loads(manifest.read_text())["model"]["attn_strides"]
     assert resolve_layout(strides, 28) == resolve_layout("official", 28)
     assert list(LAYOUT_PRESETS["official"]) == strides
 
 
-def test_reference_json_per_block_strides():
-    path = REFERENCE / "dit_tiny.json"
-    if not path.exists():
-        pytest.skip(f"reference data not found at {REFERENCE.resolve()} (needs ../shared beside the checkout)")
+def test_reference_json_per_block_strides(reference_dir):
+    path = reference_dir / "dit_tiny.json"
     ctor = json.loads(path.read_text())["constructor"]
     for name, per_block in ctor["per_block_strides (attn_strides[i % len])"].items():
         got = [e.to_json() for e in resolve_layout(ctor["attn_strides"][name], ctor["depth"])]

@@ -23,8 +23,6 @@ from cascadev_core.convert_checkpoint import main as convert_main
 from cascadev_core.dit import CascadeDiT
 
 REPO = Path(__file__).resolve().parents[2]
-REFERENCE = REPO / ".." / "shared" / "reference" / "cascadev"
-NO_REFERENCE = f"reference data not found at {REFERENCE.resolve()} (the checkout needs ../shared beside it)"
 TINY = DiTConfig(hidden_size=24, depth=2, num_heads=2, input_size=8, attn_layout=[[1, 2], None])
 
 
@@ -51,10 +49,8 @@ def test_s1024_parameter_count_on_meta():
     assert not any("pos_embed" in k for k in state)
 
 
-def test_s1024_keys_and_shapes_equal_manifest():
-    path = REFERENCE / "manifest_s1024.json"
-    if not path.exists():
-        pytest.skip(NO_REFERENCE)
+def test_s1024_keys_and_shapes_equal_manifest(reference_dir):
+    path = reference_dir / "manifest_s1024.json"
     manifest = json.loads(path.read_text())
     state = build_model(DiTConfig.s1024()).state_dict()
     ours = [(k, list(v.shape)) for k, v in state.items()]
@@ -155,20 +151,18 @@ def test_converter_round_trip(tmp_path):
     assert load_file(str(dst2)).keys() == state.keys()
 
 
-def test_fp16_recipe_close_to_fp32(tmp_path, monkeypatch):
+def test_fp16_recipe_close_to_fp32(tmp_path, monkeypatch, reference_dir):
     """Official fp16 inference: fp16 weights/activations, q/k/v and attention in fp32, timestep cast to fp16.
 
     Observed on the tiny reference model (case v2, |y| <= 4.4, std 1): max abs diff 0.041 against the float32
     output, of which most is the timestep rounding (856.29 -> 856.5, 142.71 -> 142.75): 0.0054 against a
     float32 run at the fp16-rounded timesteps (that rest is fp16 arithmetic). Case v1: 0.0195 / 0.0060.
     """
-    if not (REFERENCE / "dit_tiny.safetensors").exists():
-        pytest.skip(NO_REFERENCE)
     from safetensors.torch import load_file
 
-    fx = load_file(str(REFERENCE / "dit_forward.safetensors"))
-    cfg = DiTConfig.from_reference_json(REFERENCE / "dit_tiny.json", "grid_official_scaled")
-    weights = load_file(str(REFERENCE / "dit_tiny.safetensors"))
+    fx = load_file(str(reference_dir / "dit_forward.safetensors"))
+    cfg = DiTConfig.from_reference_json(reference_dir / "dit_tiny.json", "grid_official_scaled")
+    weights = load_file(str(reference_dir / "dit_tiny.safetensors"))
     path = _save_released(tmp_path / "tiny_ref.pth", {k: v.half() for k, v in weights.items()})
     model16, _ = load_dit(path, config=cfg)  # keeps the file's fp16 = the released recipe
     assert model16.dtype == torch.float16

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,12 @@ from cascadev_core.config import DiTConfig
 from cascadev_core.dit import CascadeDiT
 from cascadev_core.pos_embed import video_pos_embed
 
-REFERENCE = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "cascadev"
-pytestmark = pytest.mark.skipif(
-    not (REFERENCE / "dit_tiny.safetensors").exists(),
-    reason=f"reference data not found at {REFERENCE.resolve()} (the checkout needs ../shared beside it)",
+REFERENCE = Path(
+    os.environ.get(
+        "CASCADEV_REFERENCE_DIR", Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "cascadev"
+    )
 )
+pytestmark = pytest.mark.usefixtures("reference_dir")  # skips, or fails in CI, without the reference data
 
 # (case, layout) pairs that dit_forward.safetensors holds outputs for
 CASES = [
