@@ -304,9 +304,10 @@ def check_refine(report: Report, path: Path, doc: dict, src: _ModelSource, log: 
 
 def check_effnet(report: Report, path: Path, doc: dict, device: str, log: Callable, fp16: bool) -> None:
     from . import effnet
+    from .reference_recipes import recipe_encoder
 
     ref = _load_tensors(_tensor_file(path, doc))
-    encoder = effnet.recipe_encoder(path).to(device)
+    encoder = recipe_encoder(path).to(device)
     for key in [k for k in ref if k.startswith("mapper.")]:
         _compare(report, "effnet", key, encoder.state_dict()[key].cpu(), ref, 0.0, store=False)
         log(report.results[-1].line())
