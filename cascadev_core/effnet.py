@@ -1,8 +1,9 @@
-"""StableCascade's EfficientNetV2-S "effnet" encoder, as CascadeV uses it, in plain torch.
+"""StableCascade's EfficientNetV2-S "effnet" encoder, as CascadeV uses it: torchvision's backbone plus our mapper.
 
-The module tree reproduces ``torchvision.models.efficientnet_v2_s().features`` key for key (``backbone.*``) so the
-released ``effnet_encoder.safetensors`` loads strictly, followed by the 16-channel ``mapper``. torchvision is not
-imported: the architecture is small enough to spell out, and the core must not depend on it.
+The backbone is ``torchvision.models.efficientnet_v2_s(weights=None).features`` (``backbone.*``, nothing
+downloaded), exactly as StableCascade's ``EfficientNetEncoder`` builds it, followed by the 16-channel ``mapper``;
+so the released ``effnet_encoder.safetensors`` loads strictly. Only ``.features`` is kept (torchvision's pooling
+and classifier are dropped at construction).
 
 Inference semantics are torchvision's ``eval()``: BatchNorm with running statistics (eps 1e-3 in the backbone,
 the default 1e-5 in the affine-free mapper norm), stochastic depth off (identity).
@@ -11,154 +12,46 @@ Public API:
 
 * :class:`EfficientNetEncoder` - ``[N, 3, H, W]`` normalised RGB -> ``[N, 16, ceil(H/32), ceil(W/32)]``.
 * :func:`preprocess_frames` / :func:`encode_video` - the official ``evae_encode`` (``[B, 3, T, H, W]`` in [-1, 1]
-  -> ``[B, 16, T, H/32, W/32]``).
+  -> ``[B, 16, T, H/32, W/32]``), streamed frame by frame.
 * :func:`load_effnet_state_dict` / :func:`load_effnet_encoder` - strict loading of a released checkpoint.
-* :func:`recipe_state_dict` / :func:`recipe_tensor` / :func:`tensor_sha256` - the deterministic random weights of
-  the reference fixtures (``effnet_tiny.json`` "weights_recipe").
+
+The deterministic weights of the reference fixtures live in :mod:`cascadev_core.reference_recipes`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torchvision.models import efficientnet_v2_s
 
-from .checkpoint import format_key_list
 from .progress import Progress
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LATENT_CHANNELS = 16
 DOWNSCALE = 32
+BACKBONE_CHANNELS = 1280  # output channels of efficientnet_v2_s().features
 
 # ---------------------------------------------------------------------------------------------------------------
-# Architecture (torchvision efficientnet_v2_s, width/depth multiplier 1.0)
+# Architecture
 # ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Stage:
-    fused: bool
-    expand_ratio: int
-    kernel: int
-    stride: int
-    in_ch: int
-    out_ch: int
-    layers: int
-
-
-# torchvision `_efficientnet_conf("efficientnet_v2_s")`
-_V2_S_STAGES = (
-    _Stage(True, 1, 3, 1, 24, 24, 2),
-    _Stage(True, 4, 3, 2, 24, 48, 4),
-    _Stage(True, 4, 3, 2, 48, 64, 4),
-    _Stage(False, 4, 3, 2, 64, 128, 6),
-    _Stage(False, 6, 3, 1, 128, 160, 9),
-    _Stage(False, 6, 3, 2, 160, 256, 15),
-)
-_LAST_CHANNELS = 1280
-_BN_EPS = 1e-3  # torchvision uses partial(BatchNorm2d, eps=1e-3) for the V2 models
-
-
-def _make_divisible(v: float, divisor: int = 8) -> int:
-    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-class ConvNormAct(nn.Sequential):
-    """``Conv2d(bias=False)`` (index 0) + ``BatchNorm2d(eps=1e-3)`` (index 1) + optional SiLU (index 2)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True):
-        layers: list[nn.Module] = [
-            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(cout, eps=_BN_EPS),
-        ]
-        if act:
-            layers.append(nn.SiLU())
-        super().__init__(*layers)
-
-
-class SqueezeExcitation(nn.Module):
-    """torchvision ``SqueezeExcitation`` with SiLU / Sigmoid: ``x * sigmoid(fc2(silu(fc1(avgpool(x)))))``."""
-
-    def __init__(self, channels: int, squeeze: int):
-        super().__init__()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(channels, squeeze, 1)
-        self.fc2 = nn.Conv2d(squeeze, channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.fc2(F.silu(self.fc1(self.avgpool(x))))
-        return torch.sigmoid(s) * x
-
-
-class FusedMBConv(nn.Module):
-    """Fused inverted residual (``block`` keys as torchvision); residual when stride 1 and cin == cout."""
-
-    def __init__(self, expand_ratio: int, kernel: int, stride: int, cin: int, cout: int):
-        super().__init__()
-        self.use_res_connect = stride == 1 and cin == cout
-        hidden = _make_divisible(cin * expand_ratio)
-        if hidden != cin:
-            self.block = nn.Sequential(
-                ConvNormAct(cin, hidden, kernel, stride), ConvNormAct(hidden, cout, 1, act=False)
-            )
-        else:
-            self.block = nn.Sequential(ConvNormAct(cin, cout, kernel, stride))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.block(x)
-        return y + x if self.use_res_connect else y  # stochastic depth is the identity in eval
-
-
-class MBConv(nn.Module):
-    """Inverted residual with depthwise conv and squeeze-excitation (``block`` keys as torchvision)."""
-
-    def __init__(self, expand_ratio: int, kernel: int, stride: int, cin: int, cout: int):
-        super().__init__()
-        self.use_res_connect = stride == 1 and cin == cout
-        hidden = _make_divisible(cin * expand_ratio)
-        layers: list[nn.Module] = []
-        if hidden != cin:
-            layers.append(ConvNormAct(cin, hidden, 1))
-        layers += [
-            ConvNormAct(hidden, hidden, kernel, stride, groups=hidden),
-            SqueezeExcitation(hidden, max(1, cin // 4)),
-            ConvNormAct(hidden, cout, 1, act=False),
-        ]
-        self.block = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.block(x)
-        return y + x if self.use_res_connect else y
 
 
 def efficientnet_v2_s_features() -> nn.Sequential:
-    """``torchvision.models.efficientnet_v2_s().features`` (same modules, same state-dict keys), untrained."""
-    first = _V2_S_STAGES[0].in_ch
-    feats: list[nn.Module] = [ConvNormAct(3, first, 3, stride=2)]
-    for st in _V2_S_STAGES:
-        cls = FusedMBConv if st.fused else MBConv
-        blocks = []
-        for i in range(st.layers):
-            cin, stride = (st.in_ch, st.stride) if i == 0 else (st.out_ch, 1)
-            blocks.append(cls(st.expand_ratio, st.kernel, stride, cin, st.out_ch))
-        feats.append(nn.Sequential(*blocks))
-    feats.append(ConvNormAct(_V2_S_STAGES[-1].out_ch, _LAST_CHANNELS, 1))
-    return nn.Sequential(*feats)
+    """``torchvision.models.efficientnet_v2_s(weights=None).features``: ``[N, 3, H, W]`` -> ``[N, 1280, H/32, W/32]``.
+
+    Untrained (torchvision's init, no download); only the feature extractor is kept, the pooling and classifier
+    torchvision builds with it are dropped here.
+    """
+    return efficientnet_v2_s(weights=None).features
 
 
 class EfficientNetEncoder(nn.Module):
-    """StableCascade ``EfficientNetEncoder``: ``backbone`` (EfficientNetV2-S features) then ``mapper``.
+    """StableCascade ``EfficientNetEncoder``: ``backbone`` (torchvision EfficientNetV2-S features) then ``mapper``.
 
     ``forward(x [N, 3, H, W]) -> [N, 16, ceil(H/32), ceil(W/32)]``; ``x`` is ImageNet-normalised RGB
     (see :func:`preprocess_frames`). Built in eval mode.
@@ -168,7 +61,7 @@ class EfficientNetEncoder(nn.Module):
         super().__init__()
         self.backbone = efficientnet_v2_s_features()
         self.mapper = nn.Sequential(
-            nn.Conv2d(_LAST_CHANNELS, c_latent, kernel_size=1, bias=False),
+            nn.Conv2d(BACKBONE_CHANNELS, c_latent, kernel_size=1, bias=False),
             nn.BatchNorm2d(c_latent, affine=False),
         )
         self.eval()
@@ -305,85 +198,5 @@ def load_effnet_encoder(
     """
     from .checkpoint import load_state_dict_file
 
-    model = EfficientNetEncoder()
-    load_effnet_state_dict(model, load_state_dict_file(path)[0], name=str(path))
+    model = load_effnet_state_dict(EfficientNetEncoder(), load_state_dict_file(path)[0], name=str(path))
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Deterministic recipe weights (reference fixtures, effnet_tiny.json "weights_recipe")
-# ---------------------------------------------------------------------------------------------------------------
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-
-
-def splitmix64_uniform(seed: int, n: int) -> np.ndarray:
-    """``u[i]``, i < n: splitmix64 of ``seed + (i+1) * golden`` (uint64, wrapping) as float64 in [0, 1)."""
-    with np.errstate(over="ignore"):
-        z = np.uint64(seed) + np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN
-        z = (z ^ (z >> np.uint64(30))) * _MIX1
-        z = (z ^ (z >> np.uint64(27))) * _MIX2
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
-def recipe_key_seed(base_seed: int, key: str) -> int:
-    """``int.from_bytes(sha256(f"{base_seed}:{key}").digest()[:8], "little")``."""
-    return int.from_bytes(hashlib.sha256(f"{base_seed}:{key}".encode()).digest()[:8], "little")
-
-
-def recipe_tensor(base_seed: int, key: str, shape: tuple[int, ...]) -> torch.Tensor:
-    """One recipe tensor (float32; int64 scalar 0 for ``num_batches_tracked``), computed in float64."""
-    if key.endswith("num_batches_tracked"):
-        return torch.zeros(shape, dtype=torch.int64)
-    n = int(np.prod(shape, dtype=np.int64))
-    u = splitmix64_uniform(recipe_key_seed(base_seed, key), n)
-    w = 2.0 * u - 1.0
-    if len(shape) == 4:
-        fan_in = shape[1] * shape[2] * shape[3]
-        v = w * math.sqrt(3) / math.sqrt(fan_in)
-    elif key.endswith("running_mean"):
-        v = 0.1 * w
-    elif key.endswith("running_var"):
-        v = 1.0 + 0.5 * u
-    elif key.endswith("weight"):
-        v = 1.0 + 0.1 * w
-    elif key.endswith("bias"):
-        v = 0.1 * w
-    else:
-        raise ValueError(f"recipe: no rule for key {key!r} with shape {shape}")
-    return torch.from_numpy(v.astype(np.float32).reshape(shape))
-
-
-def tensor_sha256(t: torch.Tensor) -> str:
-    """sha256 of the tensor's little-endian bytes (float32 / int64 as stored)."""
-    a = t.detach().cpu().contiguous().numpy()
-    return hashlib.sha256(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()).hexdigest()
-
-
-def recipe_state_dict(spec: Mapping[str, Mapping], base_seed: int, verify: bool = True) -> dict[str, torch.Tensor]:
-    """Regenerate every recipe tensor of ``spec`` (``{key: {"shape", "sha256"?}}``, as in ``effnet_tiny.json``).
-
-    With ``verify`` each tensor's sha256 is compared with the recorded one; a mismatch raises ``ValueError``.
-    """
-    sd = {}
-    bad = []
-    for key, info in spec.items():
-        t = recipe_tensor(base_seed, key, tuple(info["shape"]))
-        if verify and info.get("sha256") and tensor_sha256(t) != info["sha256"]:
-            bad.append(key)
-        sd[key] = t
-    if bad:
-        raise ValueError(f"recipe weights: sha256 mismatch for {len(bad)} keys: {format_key_list(sorted(bad))}")
-    return sd
-
-
-def recipe_encoder(spec_json: str | Path, verify: bool = True) -> EfficientNetEncoder:
-    """:class:`EfficientNetEncoder` with the weights of an ``effnet_tiny.json``-style recipe file (strict load)."""
-    import json
-
-    meta = json.loads(Path(spec_json).read_text())
-    sd = recipe_state_dict(meta["state_dict_keys"], int(meta["recipe_base_seed"]), verify=verify)
-    return load_effnet_state_dict(EfficientNetEncoder(), sd, name=str(spec_json)).requires_grad_(False)

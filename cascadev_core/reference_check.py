@@ -18,10 +18,15 @@ are classified by content:
   outputs ``frames_normalized``, ``effnet_latents`` (and ``effnet_latents_fp16_official`` with ``--effnet-fp16``,
   slow on CPU).
 
-Only inputs are read from the safetensors files; expected outputs are compared when present (README section 6
-tolerances: forward, step_eps and effnet ``atol 1e-5``; per-step latents ``1e-5`` of their max abs; output_latents
-``atol 1e-2``). ``--write-outputs FILE`` saves every computed output under the reference key names into one
-safetensors file. Exit code 1 when a present expected output is outside tolerance.
+Inputs are read from the safetensors files and every computed output is compared with the expected output of the
+same key (README section 6 tolerances: forward, step_eps and effnet ``atol 1e-5``; per-step latents ``1e-5`` of
+their max abs; output_latents ``atol 1e-2``). An expected output that is not there is a failure ("missing"): a
+renamed key must not silently check nothing (only ``step_eps.i`` past the first step are optional: the official
+fixture records ``step_eps.0``). The one exception is a folder with no expected outputs at all (inputs only):
+everything is computed and nothing compared. A case whose inputs are missing is always a failure.
+``--write-outputs FILE`` saves every computed output under the reference key names into one safetensors file.
+
+Exit code 1 when an expected output is outside tolerance or missing, or inputs are missing.
 """
 
 from __future__ import annotations
@@ -44,13 +49,18 @@ TOL_FP16_EFFNET = 1e-5
 
 @dataclass
 class CaseResult:
-    """One computed output: its key, max abs error against the reference (None if absent), tolerance, verdict."""
+    """One computed output: its key, max abs error against the reference (None if absent), tolerance, verdict.
+
+    ``required``: the folder must hold this expected output unless it holds none at all (see :attr:`Report.missing`);
+    False for outputs the official fixtures record only in part (``step_eps.i`` past the first step).
+    """
 
     group: str
     key: str
     error: float | None
     tol: float
     relative: bool = False
+    required: bool = True
 
     @property
     def ok(self) -> bool:
@@ -66,13 +76,27 @@ class CaseResult:
 
 @dataclass
 class Report:
+    """Every :class:`CaseResult`, the computed outputs by key, notes, and the inputs that were not found."""
+
     results: list[CaseResult] = field(default_factory=list)
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    missing_inputs: list[str] = field(default_factory=list)
+    references_found: int = 0
+
+    @property
+    def inputs_only(self) -> bool:
+        """No computed output found an expected value: the folder holds inputs only, nothing can be compared."""
+        return self.references_found == 0
+
+    @property
+    def missing(self) -> list[CaseResult]:
+        """Required outputs with no expected value in a folder that has expected values (empty when inputs only)."""
+        return [] if self.inputs_only else [r for r in self.results if r.required and r.error is None]
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.results)
+        return all(r.ok for r in self.results) and not self.missing and not self.missing_inputs
 
 
 class _Bar:
@@ -143,20 +167,29 @@ def _cfg_get(cfg: dict, *names: str, default=None):
 
 
 def _compare(
-    report: Report, group: str, key: str, got: torch.Tensor, ref: dict, tol: float, rel=False, store=True
+    report: Report,
+    group: str,
+    key: str,
+    got: torch.Tensor,
+    ref: dict,
+    tol: float,
+    rel=False,
+    store=True,
+    required=True,
 ) -> None:
     if store:
         report.outputs[key] = got.detach().cpu().contiguous()
     exp = ref.get(key)
     err = None
     if exp is not None:
+        report.references_found += 1
         if tuple(exp.shape) != tuple(got.shape):
             err = float("inf")
             report.notes.append(f"{key}: shape {tuple(got.shape)} vs reference {tuple(exp.shape)}")
         else:
             diff = (got.detach().cpu().double() - exp.double()).abs().max().item()
             err = diff / max(exp.abs().max().item(), 1e-30) if rel else diff
-    report.results.append(CaseResult(group, key, err, tol, rel))
+    report.results.append(CaseResult(group, key, err, tol, rel, required))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -191,7 +224,7 @@ def check_dit_forward(report: Report, path: Path, doc: dict, src: _ModelSource, 
     for case, info in doc["cases"].items():
         x, t = ref.get(f"{case}.x"), ref.get(f"{case}.timestep")
         if x is None or t is None:
-            report.notes.append(f"{path.name}: case {case} has no {case}.x / {case}.timestep input; skipped")
+            report.missing_inputs.append(f"{path.name}: case {case} needs {case}.x and {case}.timestep; not run")
             continue
         frames = int(info.get("frames_per_video", src.config.lats_per_vid))
         for layout in info.get("layouts_run", [next(iter(src.layouts))]):
@@ -235,7 +268,7 @@ def check_refine(report: Report, path: Path, doc: dict, src: _ModelSource, log: 
     cond = ref.get("cond_lowres")
     noise0 = ref.get("init_noise")
     if cond is None or noise0 is None:
-        report.notes.append(f"{path.name}: no cond_lowres / init_noise input; refine skipped")
+        report.missing_inputs.append(f"{path.name}: the refine needs cond_lowres and init_noise; not run")
         return
     b, _, t, h, w = cond.shape
     if b != 1:
@@ -291,10 +324,12 @@ def check_refine(report: Report, path: Path, doc: dict, src: _ModelSource, log: 
         callback=on_step_cb,
         on_step=_Bar("refine", bar),
     )
+    listed = doc.get("tensors", {})
     for i in range(steps):
         eps, x = steps_out[i]
-        _compare(report, "refine", f"step_eps.{i}", eps, ref, TOL_ATOL)
-        if i == 0 or f"step_eps.{i}" in ref:
+        recorded = i == 0 or f"step_eps.{i}" in listed  # the official fixture records the first step's eps only
+        _compare(report, "refine", f"step_eps.{i}", eps, ref, TOL_ATOL, required=recorded)
+        if recorded or f"step_eps.{i}" in ref:
             log(report.results[-1].line())
         _compare(report, "refine", f"step_latents_after.{i}", x, ref, TOL_STEP_REL, rel=True)
         log(report.results[-1].line())
@@ -304,15 +339,16 @@ def check_refine(report: Report, path: Path, doc: dict, src: _ModelSource, log: 
 
 def check_effnet(report: Report, path: Path, doc: dict, device: str, log: Callable, fp16: bool) -> None:
     from . import effnet
+    from .reference_recipes import recipe_encoder
 
     ref = _load_tensors(_tensor_file(path, doc))
-    encoder = effnet.recipe_encoder(path).to(device)
+    encoder = recipe_encoder(path).to(device)
     for key in [k for k in ref if k.startswith("mapper.")]:
         _compare(report, "effnet", key, encoder.state_dict()[key].cpu(), ref, 0.0, store=False)
         log(report.results[-1].line())
     frames = ref.get("frames")
     if frames is None:
-        report.notes.append(f"{path.name}: no frames input; effnet forward skipped")
+        report.missing_inputs.append(f"{path.name}: the effnet forward needs frames; not run")
         return
     _compare(report, "effnet", "frames_normalized", effnet.preprocess_frames(frames), ref, TOL_ATOL)
     log(report.results[-1].line())
@@ -366,9 +402,18 @@ def run(
         Path(write_outputs).parent.mkdir(parents=True, exist_ok=True)
         save_file(report.outputs, str(write_outputs))
         log(f"wrote {len(report.outputs)} outputs to {write_outputs}")
+    for text in report.missing_inputs:
+        log(f"MISSING INPUT: {text}")
+    for r in report.missing:
+        log(f"MISSING: {r.group} {r.key}: no expected value under this key (renamed or not recorded?)")
+    if report.inputs_only:
+        log(f"{folder}: no expected outputs at all (inputs only): computed, nothing compared")
     compared = [r for r in report.results if r.error is not None]
     failed = [r for r in compared if not r.ok]
-    log(f"{len(report.results)} outputs computed, {len(compared)} compared, {len(failed)} outside tolerance")
+    log(
+        f"{len(report.results)} outputs computed, {len(compared)} compared, {len(failed)} outside tolerance, "
+        f"{len(report.missing)} missing"
+    )
     return report
 
 

@@ -9,7 +9,9 @@ whole frame in one decoder call. On out-of-memory the current slice is retried w
 The decoder is a plain callable ``decode(latents [n, 4, h, w]) -> pixels [n, C, s*h, s*w]`` over the ``n``
 consecutive frames of one video (for the SVD decoder: ``vae.decode(z, num_frames=z.shape[0]).sample``); the pixel
 scale ``s`` (8 for SVD) is read from the first call. Results are float32 pixels as the decoder returns them
-(SVD: [-1, 1]).
+(SVD: [-1, 1]). Pass the decoder itself, not a wrapper that re-batches frames or handles out-of-memory on its own
+(ComfyUI's ``VAE.decode`` does both): a temporal decoder must see exactly the slices planned here, and the OOM
+fallback below only works when the error reaches it (``bench/bench_decode.py`` measures both).
 
 Progress: one unit per decoder call; the total is re-estimated when an OOM changes the plan.
 """

@@ -1,4 +1,4 @@
-"""Effnet encoder: recipe weights (sha256), key set, strict loading, preprocessing and reference parity."""
+"""Effnet encoder: torchvision backbone, key set, strict loading (meta build), preprocessing, reference parity."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cascadev_core import effnet
+from cascadev_core.reference_recipes import recipe_encoder
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -25,42 +26,17 @@ def ref(reference_dir):
 
 @pytest.fixture(scope="module")
 def encoder(reference_dir):
-    return effnet.recipe_encoder(reference_dir / "effnet_tiny.json")  # verifies every sha256
+    return recipe_encoder(reference_dir / "effnet_tiny.json")  # verifies every sha256
 
 
-def test_recipe_sha256_of_some_keys(meta):
-    spec, seed = meta["state_dict_keys"], meta["recipe_base_seed"]
-    keys = [
-        "backbone.0.0.weight",  # conv
-        "backbone.0.1.running_var",  # 1 + 0.5 u
-        "backbone.4.0.block.2.fc1.bias",  # SE bias
-        "backbone.4.0.block.1.0.weight",  # depthwise conv
-        "backbone.7.1.weight",  # 1 + 0.1 w
-        "mapper.1.running_mean",
-        "mapper.1.num_batches_tracked",
-    ]
-    for k in keys:
-        t = effnet.recipe_tensor(seed, k, tuple(spec[k]["shape"]))
-        assert effnet.tensor_sha256(t) == spec[k]["sha256"], k
+def test_backbone_is_torchvision_features_only():
+    from torchvision.models import efficientnet
 
-
-def test_splitmix64_matches_scalar_definition():
-    seed = effnet.recipe_key_seed(7, "x")
-    mask = (1 << 64) - 1
-    want = []
-    for i in range(5):
-        z = (seed + (i + 1) * 0x9E3779B97F4A7C15) & mask
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-        z ^= z >> 31
-        want.append((z >> 11) * 2.0**-53)
-    assert effnet.splitmix64_uniform(seed, 5).tolist() == want
-
-
-def test_recipe_sha_mismatch_is_reported(meta):
-    spec = {"mapper.0.weight": dict(meta["state_dict_keys"]["mapper.0.weight"], sha256="0" * 64)}
-    with pytest.raises(ValueError, match="mapper.0.weight"):
-        effnet.recipe_state_dict(spec, meta["recipe_base_seed"])
+    model = effnet.EfficientNetEncoder()
+    assert isinstance(model.backbone[1][0], efficientnet.FusedMBConv)
+    assert isinstance(model.backbone[4][0], efficientnet.MBConv)
+    assert [name for name, _ in model.named_children()] == ["backbone", "mapper"]
+    assert not model.training and not model.backbone[6][0].stochastic_depth.training
 
 
 def test_key_set_and_shapes_equal_json(meta):
@@ -71,11 +47,6 @@ def test_key_set_and_shapes_equal_json(meta):
         assert list(v.shape) == spec[k]["shape"], k
         assert str(v.dtype).removeprefix("torch.") == spec[k]["dtype"], k
     assert sum(v.numel() for v in sd.values()) == meta["num_parameters_and_buffers"]
-
-
-def test_mapper_recipe_equals_stored_copies(encoder, ref):
-    for k in ("mapper.0.weight", "mapper.1.running_mean", "mapper.1.running_var"):
-        assert torch.equal(encoder.state_dict()[k], ref[k]), k
 
 
 def test_preprocessing_equals_reference(ref):
@@ -106,6 +77,10 @@ def test_strict_loading_from_file(tmp_path, encoder):
     loaded = effnet.load_effnet_encoder(path)
     x = torch.randn(1, 3, 64, 64)
     assert torch.equal(loaded(x), encoder(x))
+    copied = effnet.load_effnet_state_dict(effnet.EfficientNetEncoder(), encoder.state_dict())
+    assert torch.equal(copied(x), encoder(x))
+    half = effnet.load_effnet_encoder(path, dtype=torch.float16)
+    assert all(t.dtype == torch.float16 for t in half.parameters()) and not half.training
 
     sd = dict(encoder.state_dict())
     sd.pop("backbone.3.0.block.0.0.weight")

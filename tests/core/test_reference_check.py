@@ -1,4 +1,5 @@
-"""The reference-check CLI: passes on the shared fixtures, runs from inputs only, writes every output."""
+"""The reference-check CLI: passes on the shared fixtures, runs from inputs only, writes every output, and fails on
+wrong, missing (renamed) expected outputs and missing inputs."""
 
 from __future__ import annotations
 
@@ -92,3 +93,49 @@ def test_cli_fails_on_a_wrong_expected_output(reference_dir, tmp_path):
     tensors["effnet_latents"] = tensors["effnet_latents"] + 1e-3
     save_file(tensors, str(folder / "effnet_tiny.safetensors"))
     assert main([str(folder), "--no-bar"]) == 1
+
+
+def copy_cases(reference_dir: Path, dst: Path, names: tuple[str, ...], rename: dict[str, str]) -> Path:
+    """Copy ``{name}.json`` / ``{name}.safetensors`` of ``names`` into ``dst``, renaming tensor keys per ``rename``."""
+    dst.mkdir()
+    for name in names:
+        shutil.copy(reference_dir / f"{name}.json", dst)
+        tensors = load_file(str(reference_dir / f"{name}.safetensors"))
+        save_file({rename.get(k, k): v for k, v in tensors.items()}, str(dst / f"{name}.safetensors"))
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("names", "group", "key"),
+    [
+        (("effnet_tiny",), "effnet", "effnet_latents"),
+        (("effnet_tiny",), "effnet", "frames_normalized"),
+        (("dit_tiny", "dit_forward"), "dit_forward", "v1.out.full"),
+    ],
+)
+def test_cli_fails_on_a_renamed_expected_output(reference_dir, tmp_path, capsys, names, group, key):
+    folder = copy_cases(reference_dir, tmp_path / "ref", names, {key: f"{key}.renamed"})
+    assert main([str(folder), "--no-bar"]) == 1
+    out = capsys.readouterr().out
+    assert f"MISSING: {group} {key}: no expected value" in out
+    assert "0 outside tolerance, 1 missing" in out
+
+
+def test_cli_fails_on_a_missing_input(reference_dir, tmp_path, capsys):
+    folder = copy_cases(reference_dir, tmp_path / "ref", ("effnet_tiny",), {"frames": "frames.renamed"})
+    assert main([str(folder), "--no-bar"]) == 1
+    assert "MISSING INPUT: effnet_tiny.json: the effnet forward needs frames" in capsys.readouterr().out
+
+
+def test_cli_inputs_only_folder_passes_and_writes_outputs(reference_dir, tmp_path, capsys):
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    shutil.copy(reference_dir / "effnet_tiny.json", folder)
+    expected = load_file(str(reference_dir / "effnet_tiny.safetensors"))
+    save_file({"frames": expected["frames"]}, str(folder / "effnet_tiny.safetensors"))
+    target = tmp_path / "computed.safetensors"
+    assert main([str(folder), "--no-bar", "--write-outputs", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert "no expected outputs at all (inputs only)" in out and "0 compared" in out and "0 missing" in out
+    got = load_file(str(target))
+    assert (got["effnet_latents"] - expected["effnet_latents"]).abs().max().item() <= 1e-5
