@@ -111,7 +111,8 @@ class SelfAttention(nn.Module):
         # qkv channels are [q | k | v], each split into heads contiguously
         qkv = self.qkv(x).reshape(b * groups, s // groups, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
         # one copy (and cast) to [3, B*G, heads, n, head_dim]: the attention kernels are faster on dense q/k/v
-        qkv = qkv.to(attention_dtype or qkv.dtype, memory_format=torch.contiguous_format)
+        dtype = attention_dtype or qkv.dtype
+        qkv = qkv.to(dtype, memory_format=torch.contiguous_format) if dtype != qkv.dtype else qkv.contiguous()
         out = F.scaled_dot_product_attention(*qkv.unbind(0))  # [B*G, heads, n, head_dim]
         del qkv  # freed before the output copies below
         out = out.transpose(1, 2).reshape(b, s, d).to(self.proj.weight.dtype)
@@ -163,6 +164,7 @@ class DiTBlock(nn.Module):
         mm_dtype = self.attn.qkv.weight.dtype
         h = self.attn(_norm_modulate(x, shift_msa, scale_msa, mm_dtype), groups, attention_dtype)
         x = torch.addcmul(x, gate_msa, h)  # x + gate * h, a new tensor: the caller's x stays as it was
+        del h  # freed before the MLP runs
         h = self.mlp(_norm_modulate(x, shift_mlp, scale_mlp, mm_dtype))
         return x.addcmul_(gate_mlp, h)  # in place on the tensor made above
 
