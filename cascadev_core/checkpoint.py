@@ -27,6 +27,7 @@ import torch
 from .attention_layouts import LayoutSpec
 from .config import DiTConfig
 from .dit import CascadeDiT
+from .precision import Precision, apply_precision
 
 # keys the official loader deletes from checkpoint["state_dict"] before loading
 POS_EMBED_KEYS = ("pos_embed", "base_model.pos_embed", "model.pos_embed")
@@ -253,6 +254,8 @@ def load_dit(
     dtype: torch.dtype | None = None,
     device: torch.device | str = "cpu",
     attention_dtype: torch.dtype | None = torch.float32,
+    precision: Precision | str | None = None,
+    precision_device: torch.device | str | None = None,
 ) -> tuple[CascadeDiT, DiTConfig]:
     """Load a DiT checkpoint strictly into a new :class:`CascadeDiT` (eval mode, no grad, aligned weights).
 
@@ -264,10 +267,17 @@ def load_dit(
         dtype: parameter dtype of the whole model; None keeps the file's (float16 for the released file).
         device: where the parameters live.
         attention_dtype: see :class:`CascadeDiT` (default float32 = official recipe).
+        precision: a mode of :mod:`cascadev_core.precision` (``"auto"``, ``"official"``, ``"fast"``, ``"fp32"``)
+            or a resolved :class:`~cascadev_core.precision.Precision`; it sets every dtype, so ``dtype`` and
+            ``attention_dtype`` must then be left at their defaults.
+        precision_device: the device the model will RUN on, for resolving a mode name (default ``device``): e.g.
+            load on the CPU for a GPU that ComfyUI moves the model to later.
 
     Returns:
         ``(model, config)`` with ``config.attn_layout`` the layout in use.
     """
+    if precision is not None and (dtype is not None or attention_dtype is not torch.float32):
+        raise ValueError("load_dit: pass either precision= (a mode) or dtype= / attention_dtype=, not both")
     state, metadata = load_state_dict_file(path)
     if config is None:
         config = infer_config(state, metadata, num_heads=num_heads)
@@ -276,7 +286,11 @@ def load_dit(
     model = build_model(config, attention_dtype=attention_dtype)
     check_state_dict(model.state_dict(), state, path, _describe(config))
     model.load_state_dict(state, strict=True, assign=True)
-    model.to(device=device, dtype=dtype if dtype is not None else state["x_embedder.proj.weight"].dtype)
+    if precision is not None:
+        model.to(device=device)
+        apply_precision(model, precision, device if precision_device is None else precision_device)
+    else:
+        model.to(device=device, dtype=dtype if dtype is not None else state["x_embedder.proj.weight"].dtype)
     align_tensors_(model)  # what was not copied by a cast or a move still points into the file
     model.eval().requires_grad_(False)
     return model, config
