@@ -9,8 +9,8 @@ with random weights drawn like the reference fixtures' tiny model (the official 
 tensors and the timestep MLP redrawn, so every path matters; ``shared/reference/cascadev/dit_tiny.json``).
 Absolute agreement depends on the weights; real weights may differ.
 
-* Timing: ``--time-depth`` blocks (default 4) on one window of 8 frames x ``--time-tile``^2 latent pixels
-  (default 64: 8,192 tokens); every mode is timed once per round, modes interleaved, median of ``--rounds``;
+* Timing: ``--time-depth`` blocks (default 4; 28 on CUDA) on one window of 8 frames x ``--time-tile``^2 latent
+  pixels (default 32: 2,048 tokens; 128 = the released tile on CUDA); every mode is timed once per round, modes interleaved, median of ``--rounds``;
   time per call scales with the depth, the ratios do not.
 * Agreement: ``--acc-depth`` blocks (default 28, the released depth) on a 16^2 tile: one forward at t = 500,
   and a whole refine (EulerA, 8 steps, the official options, seed 0) whose final latents are compared with the fp32
@@ -124,12 +124,17 @@ def official_model(src: Path, config: DiTConfig, state: dict[str, torch.Tensor],
     from diffusion.model.builder import build_model
 
     layout = [list(e) if e is not None else None for e in _official_strides(config)]
+    # as recon/refine_latent.py builds it (grad checkpointing flag, fp32_attention), at this depth
     model = build_model(
-        "PixArt_XL_2", True, True, input_size=config.input_size, learn_sigma=True, pred_sigma=True,
+        "PixArt", True, True, input_size=config.input_size, learn_sigma=True, pred_sigma=True,
         in_channels=config.in_channels, pe_interpolation=config.pe_interpolation, attn_strides=layout,
-        lats_per_vid=config.lats_per_vid, depth=config.depth,
+        lats_per_vid=config.lats_per_vid, depth=config.depth, hidden_size=config.hidden_size,
+        num_heads=config.num_heads, patch_size=config.patch_size, mlp_ratio=config.mlp_ratio,
     ).eval().to(device)  # fmt: skip
-    model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise SystemExit(f"official model does not take our weights: missing {missing}, unexpected {unexpected}")
+    model.requires_grad_(False)
     if device == "cpu":
         return (lambda x, t: model(x, t)), note + ", fp32"
     model = model.half()
@@ -191,7 +196,7 @@ def _errors(got: torch.Tensor, ref: torch.Tensor) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="depth 2 / 4, tile 32, 1 round: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="depth 2 / 4, tile 16, 1 round: a smoke run")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--official-src", type=Path, default=None, help="PixArt-sigma checkout with CascadeV in it")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
@@ -199,13 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-tile", type=int, default=None)
     parser.add_argument("--acc-depth", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--timing-only", action="store_true", help="skip the agreement part")
     args = parser.parse_args(argv)
     device = args.device
     cuda = device.startswith("cuda")
     if args.threads:
         torch.set_num_threads(args.threads)
     time_depth = args.time_depth or (2 if args.quick else 4 if not cuda else 28)
-    time_tile = args.time_tile or (32 if args.quick else 64 if not cuda else 128)
+    time_tile = args.time_tile or (16 if args.quick else 32 if not cuda else 128)
     acc_depth = args.acc_depth or (4 if args.quick else 28)
     rounds = args.rounds or (1 if args.quick else 3 if not cuda else 10)
 
@@ -247,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.official_src is not None:
         calls["official implementation"], official_note = official_model(args.official_src, tcfg, tstate, device)
     secs = time_calls(calls, x, t, rounds, device)
+    if "official implementation" in calls:  # same numbers as our official mode?
+        with torch.no_grad():
+            theirs = calls["official implementation"](x, t).float()
+            ours = calls[same_as["official"]](x, t).float()
+        official_note += f"; its output vs our official mode: max |d| {(theirs - ours).abs().max().item():.3g}"
     reference = "official implementation" if "official implementation" in secs else same_as["official"]
     tokens = 8 * (time_tile // 2) ** 2
     print(f"\ntime per model call: hidden 1152, depth {time_depth}, 8 frames x {time_tile}^2 latent ({tokens} tokens), "
@@ -260,6 +271,30 @@ def main(argv: list[str] | None = None) -> int:
     if "official implementation" in secs:
         print(f"our official mode / official implementation: {secs[same_as['official']] / secs[reference]:.3f}")
     del calls
+
+    headline = {
+        "bench": "precision",
+        "device": gpu or device,
+        "threads": torch.get_num_threads(),
+        "cpu_flags": cpu_flags,
+        "auto": precisions["auto"].mode,
+        "reference": reference,
+        "time_config": {"depth": time_depth, "tile": time_tile, "tokens": tokens, "rounds": rounds},
+        "modes": {
+            name: {
+                "label": variants[name].label,
+                "s_per_call": round(secs[same_as[name]], 4),
+                "time_vs_official": round(secs[same_as[name]] / secs[reference], 3),
+            }
+            for name in variants
+        },
+    }
+    if "official implementation" in secs:
+        headline["official_implementation_s_per_call"] = round(secs["official implementation"], 4)
+        headline["our_official_vs_official_implementation"] = round(secs[same_as["official"]] / secs[reference], 3)
+    if args.timing_only:
+        print(json.dumps(headline))
+        return 0
 
     # ---- agreement with fp32
     acfg = DiTConfig(depth=acc_depth, input_size=16)
@@ -293,28 +328,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"auto-safe: refine rel <= {AUTO_MAX_REFINE_REL_ERROR} (cascadev_core.precision.AUTO_MAX_REFINE_REL_ERROR); "
           f"auto on {device} resolves to {precisions['auto'].mode}")  # fmt: skip
 
-    headline = {
-        "bench": "precision",
-        "device": gpu or device,
-        "threads": torch.get_num_threads(),
-        "cpu_flags": cpu_flags,
-        "auto": precisions["auto"].mode,
-        "reference": reference,
-        "modes": {
-            name: {
-                "label": variants[name].label,
-                "s_per_call": round(secs[same_as[name]], 4),
-                "time_vs_official": round(secs[same_as[name]] / secs[reference], 3),
-                "forward_rel": float(f"{acc[name]['forward']['rel']:.3g}"),
-                "forward_max_abs": float(f"{acc[name]['forward']['max_abs']:.3g}"),
-                "refine_rel": float(f"{acc[name]['refine']['rel']:.3g}"),
-                "refine_max_abs": float(f"{acc[name]['refine']['max_abs']:.3g}"),
-            }
-            for name in variants
-        },
-    }
-    if "official implementation" in secs:
-        headline["official_implementation_s_per_call"] = round(secs["official implementation"], 4)
+    headline["acc_config"] = {"depth": acc_depth, "tile": 16, "steps": 8}
+    for name in variants:
+        headline["modes"][name].update(
+            forward_rel=float(f"{acc[name]['forward']['rel']:.3g}"),
+            forward_max_abs=float(f"{acc[name]['forward']['max_abs']:.3g}"),
+            refine_rel=float(f"{acc[name]['refine']['rel']:.3g}"),
+            refine_max_abs=float(f"{acc[name]['refine']['max_abs']:.3g}"),
+            auto_safe=acc[name]["auto_safe"],
+        )
     print(json.dumps(headline))
     return 0
 
