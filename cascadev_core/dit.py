@@ -110,9 +110,13 @@ class SelfAttention(nn.Module):
         heads = self.num_heads
         # qkv channels are [q | k | v], each split into heads contiguously
         qkv = self.qkv(x).reshape(b * groups, s // groups, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
-        # one copy (and cast) to [3, B*G, heads, n, head_dim]: the attention kernels are faster on dense q/k/v
+        # one dense copy [3, B*G, heads, n, head_dim] with the cast; without a cast only on the CPU, whose flash
+        # kernel runs ~15% faster on dense q/k/v (GPU kernels take the strided views as they are)
         dtype = attention_dtype or qkv.dtype
-        qkv = qkv.to(dtype, memory_format=torch.contiguous_format) if dtype != qkv.dtype else qkv.contiguous()
+        if dtype != qkv.dtype:
+            qkv = qkv.to(dtype, memory_format=torch.contiguous_format)
+        elif qkv.device.type == "cpu":
+            qkv = qkv.contiguous()
         out = F.scaled_dot_product_attention(*qkv.unbind(0))  # [B*G, heads, n, head_dim]
         del qkv  # freed before the output copies below
         out = out.transpose(1, 2).reshape(b, s, d).to(self.proj.weight.dtype)

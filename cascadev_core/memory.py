@@ -6,7 +6,8 @@ beyond its input and the weights, following :mod:`cascadev_core.dit` step by ste
 ``a``: bytes of the stream, matmul and attention dtypes; ``f`` = 4, LayerNorm and modulation run in float32):
 
 * the block's input ``s*D`` (held by the caller) plus, in the attention half, the modulated input ``m*D``, the
-  qkv output ``3m*D`` while it is copied to dense ``3a*D`` q/k/v (the largest moment of the attention half); later
+  qkv output ``3m*D`` while it is copied to dense ``3a*D`` q/k/v (the largest moment of the attention half; on a
+  GPU without a cast there is no copy, and the estimate is that much above); later
   the attention output ``a*D`` (and its cast to the proj dtype ``m*D``);
 * the MLP half: input and new stream ``2s*D``, modulated input ``m*D``, fc1 output (GELU in place) ``m*H``, fc2
   output ``m*D``;
