@@ -10,10 +10,10 @@ the official step round(0.75 * tile), overwrite). Measurements, all in bytes:
 
 * ``peak``: high-water mark of live tensor memory during ``refine``.
   - CUDA: ``torch.cuda.max_memory_allocated`` (allocator truth, includes kernel workspaces).
-  - CPU: tracemalloc cannot see torch's allocations, so a ``TorchDispatchMode`` counts the storage bytes of
-    every tensor an aten op returns (views and in-place results are not double counted; a storage is released
-    when the last tensor seen on it is garbage collected). Kernel-internal scratch buffers are invisible to it,
-    so it is complemented by:
+  - CPU: tracemalloc cannot see torch's allocations, so ``cascadev_core.live_bytes.LiveTensorBytes`` (a
+    ``TorchDispatchMode``) counts the storage bytes of every tensor an aten op returns (views and in-place
+    results are not double counted; a storage is released when the last tensor seen on it is garbage
+    collected). Kernel-internal scratch buffers are invisible to it, so it is complemented by:
 * ``rss+``: process RSS high-water (``resource.getrusage``) minus the RSS just before ``refine``, after a warm-up
   run on one tile (CPU only; coarse, page granular, includes allocator caching and the dispatch mode's own
   bookkeeping).
@@ -33,7 +33,6 @@ import os
 import resource
 import subprocess
 import sys
-import weakref
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,51 +43,6 @@ if str(REPO) not in sys.path:
 # ---------------------------------------------------------------------------------------------------------------
 # worker: one size in this process
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def _live_bytes_mode():
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_leaves
-
-    class LiveTensorBytes(TorchDispatchMode):
-        """Counts bytes of live CPU tensor storages created by aten ops (see module doc)."""
-
-        def __init__(self):
-            super().__init__()
-            self.refs: dict[int, list[int]] = {}  # storage id -> [nbytes, tensors seen alive]
-            self.current = 0
-            self.peak = 0
-
-        def _release(self, key: int) -> None:
-            entry = self.refs.get(key)
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] == 0:
-                self.current -= entry[0]
-                del self.refs[key]
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            inputs = {t.untyped_storage()._cdata for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
-            for t in tree_leaves(out):
-                if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
-                    continue
-                key = t.untyped_storage()._cdata
-                if key in self.refs:
-                    self.refs[key][1] += 1
-                elif key in inputs:
-                    continue  # a view / in-place result of a storage allocated outside the mode (weights, inputs)
-                else:
-                    nbytes = t.untyped_storage().nbytes()
-                    self.refs[key] = [nbytes, 1]
-                    self.current += nbytes
-                    self.peak = max(self.peak, self.current)
-                weakref.finalize(t, self._release, key)
-            return out
-
-    return LiveTensorBytes()
 
 
 def _rss_bytes() -> int:
@@ -106,6 +60,7 @@ def worker(latent: int, tile: int, frames: int, steps: int, device: str) -> dict
 
     from cascadev_core.config import DiTConfig
     from cascadev_core.dit import CascadeDiT
+    from cascadev_core.live_bytes import LiveTensorBytes
     from cascadev_core.refine import refine
 
     torch.manual_seed(0)
@@ -117,7 +72,7 @@ def worker(latent: int, tile: int, frames: int, steps: int, device: str) -> dict
     calls = {"n": 0}
     state = {"between": 0}
 
-    mode = _live_bytes_mode() if device == "cpu" else None
+    mode = LiveTensorBytes() if device == "cpu" else None
 
     def on_step(done, total):  # between two model calls: only the loop's state is alive
         calls["n"] = done

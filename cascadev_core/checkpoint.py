@@ -5,6 +5,12 @@ The released ``s1024.effn-f32.pth`` is ``{"state_dict": <float16 state dict>}``.
 load is strict and any mismatch raises :class:`CheckpointMismatchError`. The model is built on the meta device
 and the loaded tensors are assigned to it (``assign=True``), so the weights exist once in memory (for ``.pth``
 files they stay memory-mapped until cast or moved).
+
+Alignment: a memory-mapped safetensors tensor starts at the file's data offset, which depends on the header
+length (e.g. ``data_ptr() % 64 == 24``), and CPU matmul kernels take different code paths (different rounding)
+for unaligned operands, so the same weights gave different outputs from files whose metadata differ. After
+loading, every CPU tensor of the model that is not :data:`ALIGNMENT`-byte aligned is copied into a fresh
+(aligned) allocation (:func:`align_tensors_`): outputs depend on the weights only, for any file.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ import torch
 from .attention_layouts import LayoutSpec
 from .config import DiTConfig
 from .dit import CascadeDiT
+from .precision import Precision, apply_precision
 
 # keys the official loader deletes from checkpoint["state_dict"] before loading
 POS_EMBED_KEYS = ("pos_embed", "base_model.pos_embed", "model.pos_embed")
 METADATA_CONFIG_KEY = "cascadev_config"
+ALIGNMENT = 64  # bytes: torch's CPU allocator alignment, a cache line and an AVX-512 vector
 _FIRST = 5  # keys listed per category in mismatch errors
 
 
@@ -189,6 +197,35 @@ def infer_config(
 
 
 # ------------------------------------------------------------------------------------------ loading
+def is_aligned(tensor: torch.Tensor, alignment: int = ALIGNMENT) -> bool:
+    """True when the tensor's first element sits at a multiple of ``alignment`` bytes (empty tensors: True)."""
+    return tensor.numel() == 0 or tensor.data_ptr() % alignment == 0
+
+
+def align_tensors_(module: torch.nn.Module, alignment: int = ALIGNMENT) -> int:
+    """Copy every CPU parameter / buffer of ``module`` that is not ``alignment``-byte aligned, in place.
+
+    Args:
+        module: a loaded model (e.g. with memory-mapped safetensors weights).
+        alignment: bytes; torch's own CPU allocations are 64-byte aligned.
+
+    Returns:
+        the number of tensors copied.
+    """
+    copied = 0
+    for sub in module.modules():
+        for table in (sub._parameters, sub._buffers):
+            for name, tensor in table.items():
+                if tensor is None or tensor.device.type != "cpu" or is_aligned(tensor, alignment):
+                    continue
+                fresh = torch.empty_like(tensor, memory_format=torch.contiguous_format).copy_(tensor)
+                if isinstance(tensor, torch.nn.Parameter):
+                    fresh = torch.nn.Parameter(fresh, requires_grad=tensor.requires_grad)
+                table[name] = fresh
+                copied += 1
+    return copied
+
+
 def check_state_dict(
     expected: Mapping[str, torch.Tensor], state_dict: Mapping[str, torch.Tensor], path: str | Path = "<memory>",
     model_desc: str = "",
@@ -235,21 +272,30 @@ def load_dit(
     dtype: torch.dtype | None = None,
     device: torch.device | str = "cpu",
     attention_dtype: torch.dtype | None = torch.float32,
+    precision: Precision | str | None = None,
+    precision_device: torch.device | str | None = None,
 ) -> tuple[CascadeDiT, DiTConfig]:
-    """Load a DiT checkpoint strictly into a new :class:`CascadeDiT` (eval mode, no grad).
+    """Load a DiT checkpoint strictly into a new :class:`CascadeDiT` (eval mode, no grad, aligned weights).
 
     Args:
         path: ``.pth`` (released format) or ``.safetensors`` (plain state dict, e.g. from the converter).
         config: model config; None infers it (:func:`infer_config`).
         num_heads: head count when inferring a non-1152-wide model without metadata.
         layout: attention layout to use; ``"config"`` keeps ``config.attn_layout``.
-        dtype: parameter (compute) dtype; None keeps the file's (float16 for the released file).
+        dtype: parameter dtype of the whole model; None keeps the file's (float16 for the released file).
         device: where the parameters live.
         attention_dtype: see :class:`CascadeDiT` (default float32 = official recipe).
+        precision: a mode of :mod:`cascadev_core.precision` (``"auto"``, ``"official"``, ``"fast"``, ``"fp32"``)
+            or a resolved :class:`~cascadev_core.precision.Precision`; it sets every dtype, so ``dtype`` and
+            ``attention_dtype`` must then be left at their defaults.
+        precision_device: the device the model will RUN on, for resolving a mode name (default ``device``): e.g.
+            load on the CPU for a GPU that ComfyUI moves the model to later.
 
     Returns:
         ``(model, config)`` with ``config.attn_layout`` the layout in use.
     """
+    if precision is not None and (dtype is not None or attention_dtype is not torch.float32):
+        raise ValueError("load_dit: pass either precision= (a mode) or dtype= / attention_dtype=, not both")
     state, metadata = load_state_dict_file(path)
     if config is None:
         config = infer_config(state, metadata, num_heads=num_heads)
@@ -258,7 +304,11 @@ def load_dit(
     model = build_model(config, attention_dtype=attention_dtype)
     check_state_dict(model.state_dict(), state, path, _describe(config))
     model.load_state_dict(state, strict=True, assign=True)
-    target = dtype if dtype is not None else state["x_embedder.proj.weight"].dtype
-    model.to(device=device, dtype=target)
+    if precision is not None:
+        model.to(device=device)
+        apply_precision(model, precision, device if precision_device is None else precision_device)
+    else:
+        model.to(device=device, dtype=dtype if dtype is not None else state["x_embedder.proj.weight"].dtype)
+    align_tensors_(model)  # what was not copied by a cast or a move still points into the file
     model.eval().requires_grad_(False)
     return model, config

@@ -3,10 +3,22 @@
 Parameter names equal the official ``PixArt`` (CascadeV ``patch/PixArt.py``) so released state dicts load with
 ``strict=True``; the position embedding is computed on the fly and is not part of the state dict.
 
-Precision: the compute dtype is the dtype of the parameters (``model.to(torch.float16)`` etc.). Layer norms
-and the adaLN modulation run in float32 and q/k/v are cast to ``attention_dtype`` (default float32) before
-attention, which is what the official fp16 inference (``model.half()`` under fp16 autocast with
-``fp32_attention=True``) does; no autocast context is needed. In float32 every cast is a no-op.
+Precision: three dtypes, set by :mod:`cascadev_core.precision` (or by hand):
+
+* the token stream ("activation") dtype = the dtype of every parameter outside the block linears (patch and
+  timestep embedders, ``t_block``, ``scale_shift_table``, final layer): the residual stream, the modulation and the
+  gated residual sums run in it;
+* the matmul dtype = the dtype of each block's ``attn.qkv``, ``attn.proj``, ``mlp.fc1``, ``mlp.fc2``: the
+  modulated LayerNorm output is rounded to it once, the MLP runs in it;
+* ``attention_dtype``: q/k/v are cast to it before attention (default float32).
+
+``model.to(torch.float16)`` (all in fp16) with float32 attention is the official fp16 inference (``model.half()``
+under fp16 autocast with ``fp32_attention=True``); no autocast context is needed. Layer norms and the adaLN
+modulation always run in (at least) float32. In float32 every cast is a no-op.
+
+Elementwise work is fused: the modulation is the LayerNorm's own affine for one video per call (one kernel) or
+one ``addcmul`` otherwise, and each gated residual is one ``addcmul`` (the second in place on the block's own
+tensor), so a block allocates two fewer stream-sized tensors than ``x + gate * f(x)`` written out.
 """
 
 from __future__ import annotations
@@ -22,18 +34,29 @@ from .pos_embed import timestep_embedding, video_pos_embed
 _LN_EPS = 1e-6
 
 
-def _norm_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``LayerNorm(x) * (1 + scale) + shift`` in (at least) float32 (LN eps 1e-6, no affine), result in x's dtype.
+def _norm_modulate(
+    x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, out_dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """``LayerNorm(x) * (1 + scale) + shift`` in (at least) float32 (LN eps 1e-6, no affine), rounded once.
+
+    With one video (B = 1) the modulation is passed as the LayerNorm's affine weight and bias (one kernel);
+    otherwise LayerNorm, then one ``addcmul``.
 
     Args:
         x: ``[B, S, D]``; shift, scale: ``[B, 1, D]``.
+        out_dtype: dtype of the result (None = x's dtype), e.g. the dtype of the linear it feeds.
 
     Returns:
-        ``[B, S, D]`` in ``x.dtype``.
+        ``[B, S, D]`` in ``out_dtype``.
     """
     dt = torch.promote_types(x.dtype, torch.float32)  # float64 models stay float64
-    h = F.layer_norm(x.to(dt), (x.shape[-1],), eps=_LN_EPS)
-    return (h * (1 + scale.to(dt)) + shift.to(dt)).to(x.dtype)
+    d = x.shape[-1]
+    scale1, shift = 1 + scale.to(dt), shift.to(dt)  # [B, 1, D], small
+    if x.shape[0] == 1:
+        h = F.layer_norm(x.to(dt), (d,), scale1.reshape(d), shift.reshape(d), eps=_LN_EPS)
+    else:
+        h = torch.addcmul(shift, F.layer_norm(x.to(dt), (d,), eps=_LN_EPS), scale1)
+    return h.to(x.dtype if out_dtype is None else out_dtype)
 
 
 class PatchEmbed(nn.Module):
@@ -75,22 +98,28 @@ class SelfAttention(nn.Module):
         """Attention restricted to ``groups`` contiguous equal groups of each sequence.
 
         Args:
-            x: ``[B, S, D]``, tokens already in group order (group g = tokens ``g*S/G .. (g+1)*S/G - 1``).
+            x: ``[B, S, D]`` in the dtype of ``qkv``, tokens already in group order (group g = tokens
+                ``g*S/G .. (g+1)*S/G - 1``).
             groups: G, groups per sequence (1 = full attention).
             attention_dtype: dtype of q/k/v and the attention kernel (None = x's dtype).
 
         Returns:
-            ``[B, S, D]`` in ``x.dtype``.
+            ``[B, S, D]`` in the dtype of ``proj``.
         """
         b, s, d = x.shape
         heads = self.num_heads
         # qkv channels are [q | k | v], each split into heads contiguously
         qkv = self.qkv(x).reshape(b * groups, s // groups, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # [B*G, heads, n, head_dim]
-        if attention_dtype is not None:
-            q, k, v = q.to(attention_dtype), k.to(attention_dtype), v.to(attention_dtype)
-        out = F.scaled_dot_product_attention(q, k, v)
-        out = out.transpose(1, 2).reshape(b, s, d).to(x.dtype)
+        # one dense copy [3, B*G, heads, n, head_dim] with the cast; without a cast only on the CPU, whose flash
+        # kernel runs ~15% faster on dense q/k/v (GPU kernels take the strided views as they are)
+        dtype = attention_dtype or qkv.dtype
+        if dtype != qkv.dtype:
+            qkv = qkv.to(dtype, memory_format=torch.contiguous_format)
+        elif qkv.device.type == "cpu":
+            qkv = qkv.contiguous()
+        out = F.scaled_dot_product_attention(*qkv.unbind(0))  # [B*G, heads, n, head_dim]
+        del qkv  # freed before the output copies below
+        out = out.transpose(1, 2).reshape(b, s, d).to(self.proj.weight.dtype)
         return self.proj(out)
 
 
@@ -103,8 +132,10 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(mlp_hidden, hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[..., D] -> [..., D]``."""
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        """``[..., D] -> [..., D]`` (GELU in place on the fc1 output when no gradient is recorded)."""
+        h = self.fc1(x)
+        h = F.gelu(h, approximate="tanh") if h.requires_grad else torch.ops.aten.gelu_(h, approximate="tanh")
+        return self.fc2(h)
 
 
 class DiTBlock(nn.Module):
@@ -122,20 +153,24 @@ class DiTBlock(nn.Module):
         """One block.
 
         Args:
-            x: ``[B, S, D]`` tokens of B videos, in the group order of the block's partition.
+            x: ``[B, S, D]`` tokens of B videos, in the group order of the block's partition (stream dtype;
+                not modified).
             t: ``[B, 6*D]`` the video's ``t_block`` output (shared by all its groups).
             groups: attention groups per video (see :meth:`SelfAttention.forward`).
             attention_dtype: dtype of q/k/v and attention.
 
         Returns:
-            ``[B, S, D]``.
+            ``[B, S, D]`` in x's dtype.
         """
         b, _, d = x.shape
         mods = (self.scale_shift_table[None] + t.reshape(b, 6, d)).chunk(6, dim=1)  # each [B, 1, D]
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mods
-        x = x + gate_msa * self.attn(_norm_modulate(x, shift_msa, scale_msa), groups, attention_dtype)
-        x = x + gate_mlp * self.mlp(_norm_modulate(x, shift_mlp, scale_mlp))
-        return x
+        mm_dtype = self.attn.qkv.weight.dtype
+        h = self.attn(_norm_modulate(x, shift_msa, scale_msa, mm_dtype), groups, attention_dtype)
+        x = torch.addcmul(x, gate_msa, h)  # x + gate * h, a new tensor: the caller's x stays as it was
+        del h  # freed before the MLP runs
+        h = self.mlp(_norm_modulate(x, shift_mlp, scale_mlp, mm_dtype))
+        return x.addcmul_(gate_mlp, h)  # in place on the tensor made above
 
 
 class FinalLayer(nn.Module):
@@ -149,7 +184,7 @@ class FinalLayer(nn.Module):
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """``x [N, n, D]``, ``emb [N, D]`` (per-frame timestep embedding) -> ``[N, n, p*p*C_out]``."""
         shift, scale = (self.scale_shift_table[None] + emb[:, None]).chunk(2, dim=1)
-        return self.linear(_norm_modulate(x, shift, scale))
+        return self.linear(_norm_modulate(x, shift, scale, self.linear.weight.dtype))
 
 
 class CascadeDiT(nn.Module):
@@ -158,11 +193,13 @@ class CascadeDiT(nn.Module):
     Args:
         config: model sizes and default attention layout (``config.attn_layout``).
         attention_dtype: dtype of q/k/v and the attention kernel; default float32 = the official
-            ``fp32_attention=True`` recipe. None runs attention in the compute (parameter) dtype.
-        round_timestep: cast timesteps to the compute dtype before embedding them, as the official forward
+            ``fp32_attention=True`` recipe. None runs attention in the matmul dtype (of the block linears).
+        round_timestep: cast timesteps to the stream dtype before embedding them, as the official forward
             does (``timestep.to(self.dtype)``: with fp16 weights 713.57 becomes 713.5). None (default) =
-            only when the parameters are float16 (the official recipe); bfloat16 keeps float32 timesteps
+            only when the stream is float16 (the official recipe); bfloat16 keeps float32 timesteps
             because bf16 rounding moves t by up to 2 and no official bf16 recipe exists.
+
+    :func:`cascadev_core.precision.apply_precision` sets all three dtypes from a mode name.
     """
 
     def __init__(
@@ -191,8 +228,13 @@ class CascadeDiT(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """Compute dtype (= dtype of the parameters)."""
+        """Token-stream (activation) dtype: the dtype of the parameters outside the block linears."""
         return self.x_embedder.proj.weight.dtype
+
+    @property
+    def matmul_dtype(self) -> torch.dtype:
+        """Dtype of the block linears (qkv, proj, fc1, fc2): the dtype the bulk of the FLOPs run in."""
+        return self.blocks[0].attn.qkv.weight.dtype
 
     def pos_embed(self, frames: int, rows: int, cols: int, device: torch.device) -> torch.Tensor:
         """Position embedding ``[1, L*Hp*Wp, D]`` in the compute dtype (cached for the last grid)."""
@@ -245,18 +287,20 @@ class CascadeDiT(nn.Module):
         emb = self.t_embedder(timestep)  # [N, D] per frame, for the final layer
         t_vid = self.t_block(self.t_embedder(timestep.reshape(videos, frames)[:, 0]))  # [B, 6D]
 
-        tokens = self.x_embedder(x.to(device=weight.device, dtype=dtype))  # [N, Hp*Wp, D]
-        d = tokens.shape[-1]
-        seq = tokens.reshape(videos, frames * rows * cols, d) + self.pos_embed(frames, rows, cols, weight.device)
+        d = cfg.hidden_size
+        seq = self.x_embedder(x.to(device=weight.device, dtype=dtype)).reshape(videos, frames * rows * cols, d)
+        seq = seq + self.pos_embed(frames, rows, cols, weight.device)  # [B, L*Hp*Wp, D]
 
         for i, (block, entry) in enumerate(zip(self.blocks, self.layout)):
             g = groups[i][0] * groups[i][1] * groups[i][2]
             if g == 1:
                 seq = block(seq, t_vid, 1, self.attention_dtype)
                 continue
-            parts, _ = partition_tokens(seq, entry, frames, rows, cols, i)  # [B*G, S/G, D]
-            parts = block(parts.reshape(videos, -1, d), t_vid, g, self.attention_dtype)
+            parts = partition_tokens(seq, entry, frames, rows, cols, i)[0].reshape(videos, -1, d)  # G groups each
+            del seq  # only the partitioned copy lives through the block
+            parts = block(parts, t_vid, g, self.attention_dtype)
             seq = unpartition_tokens(parts.reshape(videos * g, -1, d), entry, frames, rows, cols, i)
+            del parts
 
         out = self.final_layer(seq.reshape(n, rows * cols, d), emb)  # [N, Hp*Wp, p*p*C]
         out = out.reshape(n, rows, cols, p, p, cfg.out_channels)

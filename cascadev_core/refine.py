@@ -39,8 +39,8 @@ import torch
 
 from . import schedulers as S
 from .conditioning import SCALE_FACTOR, SR_SCALE, conditioning_frames, from_frames, model_input, to_frames
-from .config import DiTConfig
-from .memory import max_batch_for_budget
+from .dit import CascadeDiT
+from .memory import max_batch_for_budget, model_precision
 from .progress import Progress, StepCallback, StopHook
 from .tiling import (
     BLEND_MODES,
@@ -72,8 +72,9 @@ class RefineOptions:
         tile_overlap: tile overlap in latent pixels (default ``tile - round(0.75 * tile)``, the official step).
         tile_blend: ``"overwrite"`` (official, row-major) | ``"average"`` | ``"feather"``.
         max_batch: (window, tile) jobs stacked into one model call, as extra videos (1 = official call pattern).
-        memory_budget: bytes one model call's activations may take; when set, it decides the batch instead of
-            ``max_batch`` (:func:`~cascadev_core.memory.max_batch_for_budget`, needs a ``CascadeDiT`` denoiser).
+        memory_budget: bytes one model call may allocate; when set, it decides the batch instead of ``max_batch``
+            (:func:`~cascadev_core.memory.max_batch_for_budget` with the model's config and dtypes, needs a
+            ``CascadeDiT`` denoiser).
         pad: how inputs smaller than one window or tile are padded at the end of the short axis (the eps is
             cropped back): ``"replicate"`` / ``"reflect"``, or None: fewer frames than one window are still padded
             (replicate), frames smaller than one tile raise ValueError.
@@ -274,12 +275,10 @@ def windowed_denoiser(
 
 
 def _budget_batch(denoiser, opts: RefineOptions, window: int, tile: int, jobs: int) -> int:
-    """Jobs per model call that fit ``opts.memory_budget`` (estimated from the DiT's sizes)."""
-    config = getattr(denoiser, "config", None)
-    if not isinstance(config, DiTConfig):
+    """Jobs per model call that fit ``opts.memory_budget`` (estimated from the DiT's sizes and dtypes)."""
+    if not isinstance(denoiser, CascadeDiT):
         raise ValueError("memory_budget: needs a CascadeDiT denoiser (its sizes give the estimate); set max_batch")
-    dtype_bytes = torch.finfo(opts.model_dtype).bits // 8 if opts.model_dtype is not None else 4
-    return max_batch_for_budget(config, window, tile, opts.memory_budget, jobs, dtype_bytes)
+    return max_batch_for_budget(denoiser.config, window, tile, opts.memory_budget, jobs, model_precision(denoiser))
 
 
 def refine(

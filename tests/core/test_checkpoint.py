@@ -196,3 +196,41 @@ def test_fp16_recipe_close_to_fp32(tmp_path, monkeypatch, reference_dir):
     with torch.no_grad():
         model16(fx["v2.x"][:8], fx["v2.timestep"][:8])
     assert set(seen) == {(torch.float16,) * 3}
+
+
+def test_outputs_do_not_depend_on_the_files_header_length(tmp_path):
+    """Memory-mapped safetensors weights sit at the file's data offset (the header length decides ``data_ptr() %
+    64``), and CPU matmul kernels round differently for unaligned operands. The same weights saved with metadata
+    strings of 8 lengths (every 8-byte offset class mod 64) must load 64-byte aligned and give bitwise equal
+    outputs. Before the loader re-aligned them, the offsets differed and the outputs moved by up to 3e-4."""
+    from safetensors.torch import save_file
+
+    cfg = DiTConfig(hidden_size=72, depth=2, num_heads=4, input_size=16, attn_layout=[[1, 4], None])
+    gen = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(v.shape, generator=gen) * 0.2 for k, v in build_model(cfg).state_dict().items()}
+    x, t = torch.randn(8, 20, 16, 16, generator=gen), torch.full((8,), 500.0)
+    outputs, offsets = [], set()
+    for pad in range(0, 64, 8):
+        path = tmp_path / f"pad{pad}.safetensors"
+        save_file(state, str(path), metadata={METADATA_CONFIG_KEY: cfg.to_json(), "note": "x" * pad})
+        model, _ = load_dit(path)  # float32 file, float32 model: no cast that would copy the weights anyway
+        tensors = list(model.state_dict().values())
+        assert all(v.data_ptr() % 64 == 0 for v in tensors), pad
+        assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+        offsets.add(int.from_bytes(path.read_bytes()[:8], "little") % 64)  # the file's data offset (mod 64) - 8
+        with torch.no_grad():
+            outputs.append(model(x, t))
+    assert len(offsets) == 8  # the files really put the data at 8 different offsets
+    assert all(torch.equal(out, outputs[0]) for out in outputs[1:])
+
+
+def test_align_tensors_copies_only_unaligned_ones():
+    from cascadev_core.checkpoint import align_tensors_, is_aligned
+
+    model = torch.nn.Linear(16, 4)
+    storage = torch.zeros(16 * 4 + 3)
+    model.weight = torch.nn.Parameter(storage[3:].view(4, 16))  # 12 bytes into an aligned allocation
+    bias = model.bias
+    assert not is_aligned(model.weight)
+    assert align_tensors_(model) == 1
+    assert is_aligned(model.weight) and isinstance(model.weight, torch.nn.Parameter) and model.bias is bias
