@@ -3,7 +3,8 @@
 Entry point: :func:`sample_chunks` (see :mod:`.sampler` for the ``sample`` / ``decode`` / evaluator contract).
 Modules, one job each: :mod:`.options` (validated knobs), :mod:`.seeds` (per-candidate seeds and noise),
 :mod:`.counting` (evaluation counting, progress, cancellation), :mod:`.evaluators` (scores against the guide),
-:mod:`.scoring` (frame subset / downscale before scoring), :mod:`.chunk_join` (joining and colour correction),
+:mod:`.scoring` (frame subset / downscale before scoring), :mod:`.rungs` (which candidates run how many steps),
+:mod:`.chunk_runner` (one chunk: rungs, full run, events), :mod:`.chunk_join` (joining and colour correction),
 :mod:`.result` (the result and its report), :mod:`.testbed` (a known-answer model for tests and the bench).
 """
 
@@ -20,6 +21,7 @@ from .evaluators import (
 )
 from .options import MODES, SearchOptions
 from .result import ChunkRecord, NoiseSearchResult
+from .rungs import Rung, halving_rungs
 from .sampler import DecodeFn, SampleFn, sample_chunks
 from .seeds import candidate_seed, candidate_seeds, draw_noise
 
@@ -34,6 +36,7 @@ __all__ = [
     "Flicker",
     "FrameEvaluator",
     "NoiseSearchResult",
+    "Rung",
     "SSIMToGuide",
     "SampleFn",
     "SearchOptions",
@@ -42,6 +45,7 @@ __all__ = [
     "candidate_seeds",
     "chunk_lab_statistics",
     "draw_noise",
+    "halving_rungs",
     "match_color",
     "sample_chunks",
     "weight_free_evaluator",
