@@ -22,11 +22,12 @@ from .evaluators import (
 from .options import MODES, SearchOptions
 from .result import ChunkRecord, NoiseSearchResult
 from .rungs import Rung, halving_rungs
-from .sampler import DecodeFn, SampleFn, sample_chunks
+from .sampler import CandidateHook, DecodeFn, SampleFn, accepts_seeds, sample_chunks
 from .seeds import candidate_seed, candidate_seeds, draw_noise
 
 __all__ = [
     "MODES",
+    "CandidateHook",
     "ChunkJoiner",
     "ChunkRecord",
     "ColorDrift",
@@ -41,6 +42,7 @@ __all__ = [
     "SampleFn",
     "SearchOptions",
     "WeightedSum",
+    "accepts_seeds",
     "candidate_seed",
     "candidate_seeds",
     "chunk_lab_statistics",

@@ -17,11 +17,17 @@ from .seeds import candidate_seeds, draw_noise
 
 SampleFn = Callable[..., torch.Tensor]
 DecodeFn = Callable[[torch.Tensor], torch.Tensor]
+CandidateHook = Callable[[dict], None]
 
 
 @dataclass
 class ChunkRunner:
-    """Runs one chunk in the configured mode; holds the callables, the counter and the clock."""
+    """Runs one chunk in the configured mode; holds the callables, the counter and the clock.
+
+    ``pass_seeds``: hand ``seeds=[...]`` (one per noise slice) to ``sample`` as a keyword.
+    ``on_candidate``: called with a plain dict after every candidate run is scored (see
+    :func:`~.sampler.sample_chunks`).
+    """
 
     sample: SampleFn
     decode: DecodeFn | None
@@ -33,6 +39,8 @@ class ChunkRunner:
     dtype: torch.dtype
     counter: EvalCounter
     clock: PhaseClock
+    pass_seeds: bool = False
+    on_candidate: CandidateHook | None = None
 
     def run(self, index: int, guide: torch.Tensor) -> tuple[ChunkRecord, torch.Tensor]:
         """Chunk ``index`` from ``guide [1, C, H, W]``: its record and its frames ``[T, C, H, W]``.
@@ -66,7 +74,8 @@ class ChunkRunner:
         else:
             x = self._sample([seeds[chosen]], guide, o.steps, "full")
             frames = self._frames(x)
-            final = None if self.evaluator is None else self._score(frames, score_guide)[0]
+            final, reduced = (None, None) if self.evaluator is None else self._score(frames, score_guide)
+            self._emit(index, chosen, seeds[chosen], "full", None, o.steps, final, frames, reduced)
         record = ChunkRecord(
             index=index,
             candidate_seeds=seeds,
@@ -103,10 +112,11 @@ class ChunkRunner:
         for first in range(0, len(candidates), batch):
             group = candidates[first : first + batch]
             x = self._sample([seeds[i] for i in group], guide, num_steps, clock_phase)
-            for j in range(len(group)):
+            for j, candidate in enumerate(group):
                 frames = self._frames(x[j : j + 1])
-                score, _ = self._score(frames, score_guide)
+                score, reduced = self._score(frames, score_guide)
                 scores.append(score)
+                self._emit(chunk, candidate, seeds[candidate], phase, rung, num_steps, score, frames, reduced)
                 clean = -math.inf if math.isnan(score) else score
                 if keep_best and (best is None or clean > best_score):
                     # A slice of the sampler's batch would keep the whole batch alive: copy it.
@@ -114,14 +124,34 @@ class ChunkRunner:
             del x
         return scores, best
 
+    def _emit(self, chunk, candidate, seed, phase, rung, steps, score, frames, reduced) -> None:
+        """Tell ``on_candidate`` about one scored candidate run (see :func:`~.sampler.sample_chunks`)."""
+        if self.on_candidate is None:
+            return
+        self.on_candidate(
+            {
+                "event": "candidate",
+                "chunk": chunk,
+                "candidate": candidate,
+                "seed": seed,
+                "phase": phase,
+                "rung": rung,
+                "steps": steps,
+                "score": math.nan if score is None else float(score),
+                "frame": frames[0, -1],
+                "scored_frames": None if reduced is None else reduced[0],
+            }
+        )
+
     def _sample(self, seeds: list[int], guide: torch.Tensor, num_steps: int, phase: str) -> torch.Tensor:
         """One sampler call on the candidates of ``seeds``; returns its output ``[len(seeds), ...]``.
 
         The noise of a candidate is drawn from its seed alone, so every rung and the full run of a candidate
         start from bitwise the same noise."""
         noise = draw_noise(self.noise_shape, seeds, device=self.device, dtype=self.dtype)
+        extra = {"seeds": list(seeds)} if self.pass_seeds else {}
         with self.clock.measure(phase), self.counter.run(len(seeds)):
-            x = self.sample(noise, guide, num_steps, self.counter)
+            x = self.sample(noise, guide, num_steps, self.counter, **extra)
         if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[0] != len(seeds):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"sample must return one result per noise, batch {len(seeds)}, got {got}")

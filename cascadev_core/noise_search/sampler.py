@@ -8,19 +8,23 @@ for comparison (see :class:`~.options.SearchOptions` and :mod:`.rungs`).
 
 The model plugs in as plain callables:
 
-``sample(noise, guide, num_steps, on_eval) -> x``
+``sample(noise, guide, num_steps, on_eval[, seeds=...]) -> x``
     * ``noise``: ``[B, *noise_shape]`` standard normal (unscaled), one slice per candidate, on ``device``.
     * ``guide``: ``[1, C, H, W]`` in 0..1 on ``device``, shared by the B candidates.
     * ``num_steps``: length of the complete schedule to run: k for previews, a rung's length in halving, s
       for full runs (a preview is the sampler's own k-step schedule, not the first k steps of the s-step one).
     * ``on_eval()``: call it right before every model evaluation of the batch. It may raise
       :class:`~cascadev_core.progress.Interrupted`; let that propagate.
+    * ``seeds``: passed (as a keyword) only when ``sample`` has a ``seeds`` parameter or ``**kwargs``: the
+      B candidates' seeds, ``list[int]``, in the order of the noise slices; slice i is
+      ``draw_noise(noise_shape, [seeds[i]])``. A candidate's previews, rungs and full run get the same seed
+      and bitwise the same noise.
     * returns frames ``[B, T, C, H, W]`` in 0..1, or, when ``decode`` is given, whatever it decodes
       (e.g. a latent ``[B, ...]``).
 
     The result must be a deterministic function of each candidate's noise, independent of the other
-    candidates in the batch (ancestral / SDE samplers must derive their per-step noise from the candidate,
-    not from the batch); then batch size changes wall time only, never results.
+    candidates in the batch: ancestral / SDE samplers must derive their per-step noise from the candidate's
+    seed (the ``seeds`` argument), not from the batch; then batch size changes wall time only, never results.
 ``decode(x) -> frames``, optional
     ``x``: one candidate, ``[1, ...]`` sliced from ``sample``'s output; returns ``[1, T, C, H, W]`` in
     0..1. Called on one candidate at a time and reduced for scoring straight away, so previews never hold
@@ -39,6 +43,8 @@ Both are measured and reported.
 
 from __future__ import annotations
 
+import inspect
+import math
 import time
 from collections.abc import Sequence
 
@@ -46,13 +52,13 @@ import torch
 
 from ..progress import Progress, StepCallback, StopHook
 from .chunk_join import ChunkJoiner
-from .chunk_runner import ChunkRunner, DecodeFn, SampleFn
+from .chunk_runner import CandidateHook, ChunkRunner, DecodeFn, SampleFn
 from .counting import EvalCounter
 from .evaluators import Evaluator, evaluator_name
 from .options import SearchOptions
-from .result import NoiseSearchResult, PhaseClock
+from .result import ChunkRecord, NoiseSearchResult, PhaseClock
 
-__all__ = ["DecodeFn", "SampleFn", "sample_chunks"]
+__all__ = ["CandidateHook", "DecodeFn", "SampleFn", "accepts_seeds", "sample_chunks"]
 
 
 def sample_chunks(
@@ -65,6 +71,7 @@ def sample_chunks(
     decode: DecodeFn | None = None,
     on_step: StepCallback | None = None,
     should_stop: StopHook | None = None,
+    on_candidate: CandidateHook | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     output_device: torch.device | str = "cpu",
@@ -85,6 +92,20 @@ def sample_chunks(
             evaluations.
         should_stop: polled before every model call; True raises :class:`~cascadev_core.progress.Interrupted`
             and nothing is returned.
+        on_candidate: ``on_candidate(info)`` with a plain dict, for UIs (thumbnails, rung tables):
+
+            * after every candidate run is scored (and after naive's run, unscored):
+              ``{"event": "candidate", "chunk", "candidate" (index into the chunk's seeds), "seed", "phase"
+              ("preview" in search, "rung" in halving, "full" for brute force and for the winner's full run),
+              "rung" (index, None for the winner's full run), "steps", "score" (float, NaN when unscored),
+              "frame" (the run's last frame [C, H, W] in 0..1, full resolution), "scored_frames" (the
+              [T', C, h, w] the evaluator saw, or None)}``;
+            * when a chunk is done: ``{"event": "chosen", "chunk", "chosen" (index), "seed", "score" (the
+              chunk's final score, NaN when unscored), "steps" (s), "reused" (True when the winner's rung
+              run was the full run), "evaluations", "frame" (the chunk's last frame as joined, i.e. colour
+              corrected: the next chunk's guide, [C, H, W])}``.
+
+            Tensors are views valid during the call: copy them to keep them.
         device, dtype: of the noise handed to ``sample`` (drawn in float32 on the CPU first); the guide is
             handed over on ``device`` too.
         output_device: where the joined video is kept (the CPU by default, so long videos stay off the GPU).
@@ -112,6 +133,8 @@ def sample_chunks(
         raise ValueError(f"evaluator is required in mode {options.mode!r} (it picks the best candidate)")
     if evaluator is not None and not callable(evaluator):
         raise TypeError(f"evaluator must be callable, got {type(evaluator).__name__}")
+    if on_candidate is not None and not callable(on_candidate):
+        raise TypeError(f"on_candidate must be callable or None, got {type(on_candidate).__name__}")
     if options.color_correction > 0 and guide.shape[1] != 3:
         raise ValueError(f"color_correction works on RGB frames; the guide has {guide.shape[1]} channels")
 
@@ -130,6 +153,8 @@ def sample_chunks(
         dtype=dtype,
         counter=EvalCounter(progress),
         clock=clock,
+        pass_seeds=accepts_seeds(sample),
+        on_candidate=on_candidate,
     )
     keep, strength = options.keep_guide_frame, options.color_correction
     joiner = ChunkJoiner(options.num_chunks, keep, strength, output_device)
@@ -141,6 +166,8 @@ def sample_chunks(
             guide = joiner.add(frames).to(device)
         record.times["join"] = clock.totals["join"] - joined_before
         records.append(record)
+        if on_candidate is not None:
+            on_candidate(_chosen_event(record, options.steps, guide[0]))
     return NoiseSearchResult(
         frames=joiner.video(),
         chunks=records,
@@ -149,6 +176,36 @@ def sample_chunks(
         times=clock.snapshot(),
         wall_time=time.perf_counter() - start,
     )
+
+
+def accepts_seeds(sample: object) -> bool:
+    """Whether ``sample`` can take ``seeds=...``: it has a ``seeds`` parameter (not positional-only) or
+    ``**kwargs``. Callables without an inspectable signature are called the old way, without seeds."""
+    try:
+        parameters = inspect.signature(sample).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    for p in parameters:
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            return True
+        if p.name == "seeds" and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            return True
+    return False
+
+
+def _chosen_event(record: ChunkRecord, steps: int, last_frame: torch.Tensor) -> dict:
+    """The ``on_candidate`` event of a finished chunk (see :func:`sample_chunks`)."""
+    return {
+        "event": "chosen",
+        "chunk": record.index,
+        "chosen": record.chosen_index,
+        "seed": record.chosen_seed,
+        "score": math.nan if record.final_score is None else float(record.final_score),
+        "steps": steps,
+        "reused": record.full_run_reused,
+        "evaluations": record.evaluations,
+        "frame": last_frame,
+    }
 
 
 def _as_guide(guide: torch.Tensor) -> torch.Tensor:
