@@ -3,12 +3,14 @@
 Entry point: :func:`sample_chunks` (see :mod:`.sampler` for the ``sample`` / ``decode`` / evaluator contract).
 Modules, one job each: :mod:`.options` (validated knobs), :mod:`.seeds` (per-candidate seeds and noise),
 :mod:`.counting` (evaluation counting, progress, cancellation), :mod:`.evaluators` (scores against the guide),
+:mod:`.faithful_motion` (the weight-free evaluator that keeps motion), :mod:`.defaults` (which evaluator by default),
 :mod:`.scoring` (frame subset / downscale before scoring), :mod:`.rungs` (which candidates run how many steps),
 :mod:`.chunk_runner` (one chunk: rungs, full run, events), :mod:`.chunk_join` (joining and colour correction),
 :mod:`.result` (the result and its report), :mod:`.testbed` (a known-answer model for tests and the bench).
 """
 
 from .chunk_join import ChunkJoiner, chunk_lab_statistics, match_color
+from .defaults import default_evaluator, weight_free_evaluator
 from .evaluators import (
     ColorDrift,
     EmbeddingSimilarity,
@@ -17,8 +19,9 @@ from .evaluators import (
     FrameEvaluator,
     SSIMToGuide,
     WeightedSum,
-    weight_free_evaluator,
+    ssim_blend_evaluator,
 )
+from .faithful_motion import FaithfulMotion
 from .options import MODES, SearchOptions
 from .result import ChunkRecord, NoiseSearchResult
 from .rungs import Rung, halving_rungs
@@ -34,6 +37,7 @@ __all__ = [
     "DecodeFn",
     "EmbeddingSimilarity",
     "Evaluator",
+    "FaithfulMotion",
     "Flicker",
     "FrameEvaluator",
     "NoiseSearchResult",
@@ -46,9 +50,11 @@ __all__ = [
     "candidate_seed",
     "candidate_seeds",
     "chunk_lab_statistics",
+    "default_evaluator",
     "draw_noise",
     "halving_rungs",
     "match_color",
     "sample_chunks",
+    "ssim_blend_evaluator",
     "weight_free_evaluator",
 ]

@@ -13,7 +13,7 @@ from cascadev_core.noise_search import (
     WeightedSum,
     chunk_lab_statistics,
     match_color,
-    weight_free_evaluator,
+    ssim_blend_evaluator,
 )
 from cascadev_core.noise_search.scoring import best_index, evaluate, prepare_frames, score_frame_indices
 from cascadev_core.noise_search.testbed import make_guide
@@ -34,7 +34,7 @@ def test_every_evaluator_rates_the_guide_itself_best(guide):
     noisy = still(guide) + 0.15 * noise
     tinted = still(guide) * torch.tensor([1.0, 0.6, 0.6]).view(1, 1, 3, 1, 1)
     frames = torch.cat([still(guide), noisy.clamp(0, 1), tinted])
-    for evaluator in (SSIMToGuide(), ColorDrift(), Flicker(), weight_free_evaluator()):
+    for evaluator in (SSIMToGuide(), ColorDrift(), Flicker(), ssim_blend_evaluator()):
         scores = evaluator(frames, guide)
         assert scores.shape == (3,)
         assert int(scores.argmax()) == 0, evaluator.name
@@ -65,7 +65,7 @@ def test_weighted_sum_adds_weighted_scores(guide):
     expected = 0.5 * SSIMToGuide()(frames, guide) + 2.0 * Flicker()(frames, guide)
     assert torch.allclose(combo(frames, guide), expected)
     assert combo.name == "0.5*ssim + 2*flicker"
-    assert weight_free_evaluator(flicker=0).name == "1*ssim + 1*color_drift"
+    assert ssim_blend_evaluator(flicker=0).name == "1*ssim + 1*color_drift"
 
 
 def test_evaluator_output_is_checked_and_best_index_ignores_nan(guide):
