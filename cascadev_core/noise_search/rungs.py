@@ -46,19 +46,23 @@ def survivor_counts(num_candidates: int, keep: int = 2) -> list[int]:
 def halving_rungs(num_candidates: int, preview_steps: int, steps: int, keep: int = 2) -> list[Rung]:
     """The successive-halving schedule for m candidates, k preview steps and s full steps.
 
-    The preview budget is ``P = m * min(k, s)`` evaluations (what ``"search"`` spends on its previews).
+    The preview budget is ``P = m * min(k, s)`` evaluations (what ``"search"`` spends on its previews). Each rung
+    gets twice the budget of the rung before: early rungs only throw away clearly bad candidates, which a short
+    preview can do, and the budget goes where the good ones are told apart.
 
     1. Candidates per rung: ``n_0 = m``, ``n_{r+1} = ceil(n_r / keep)``, for at most ``R_max = ceil(log_keep m)``
        rungs, so the last possible rung holds 2..keep candidates (:func:`survivor_counts`). m = 1: no rung.
-    2. Steps per rung, for R rungs: the budget left is spread equally over the rungs left,
-       ``l_r = floor(P_r / (n_r * (R - r)))`` with ``P_0 = P`` and ``P_{r+1} = P_r - n_r * l_r``.
+    2. Steps per rung, for R rungs: of the budget ``P_r`` left, rung r takes the share ``2^r / (2^r + ... +
+       2^(R-1))``, i.e. ``l_r = floor(P_r / (n_r * (2^(R-r) - 1)))``, with ``P_0 = P`` and
+       ``P_{r+1} = P_r - n_r * l_r`` (the last rung takes what is left).
     3. R is the largest ``R <= R_max`` whose lengths are ``1 <= l_0 < l_1 < ...``: a rung no longer than the one
        before would re-run the same schedule and learn nothing. R = 1 always qualifies (``l_0 = min(k, s)``, which
-       is plain search), so small k gives fewer rungs: k = 1 gives exactly plain search.
+       is plain search), so a small k gives fewer rungs: k <= 2 gives plain search for any m.
     4. The first rung with ``l_r >= s`` runs ``s`` steps and is the last: its winner's run is the chunk.
 
-    Examples (s = 32): m=8, k=3 -> 8x1, 4x2, 2x4 (24 = m*k); m=8, k=8 -> 8x2, 4x6, 2x12 (64); m=8, k=2 ->
-    8x1, 4x2; m=5, k=4 -> 5x1, 3x2, 2x4 (19 of 20); m=4, k=1 -> 4x1; m=8, k=32 (= s) -> 8x10, 4x22, 2x32 (232, no full run).
+    Examples (s = 32): m=8, k=3 -> 8x1, 4x4 (24 = m*k); m=8, k=8 -> 8x1, 4x4, 2x20 (64); m=16, k=8 -> 16x1,
+    8x4, 4x20 (128); m=4, k=8 -> 4x2, 2x12 (32); m=5, k=4 -> 5x1, 3x5 (20); m=7, k=3 -> 7x1, 4x3 (19 of 21);
+    m=8, k=2 -> 8x2 (search); m=8, k=32 (= s) -> 8x4, 4x18, 2x32 (168, no full run).
 
     Returns:
         The rungs; their evaluations sum to at most ``P``, so a chunk costs at most ``m * k + s``.
@@ -80,10 +84,10 @@ def halving_rungs(num_candidates: int, preview_steps: int, steps: int, keep: int
 
 
 def _spread(budget: int, counts: list[int]) -> list[int]:
-    """Steps per rung when the budget left is split equally over the rungs left (see :func:`halving_rungs`)."""
+    """Steps per rung when each rung takes twice the budget of the one before (see :func:`halving_rungs`)."""
     lengths = []
     for r, n in enumerate(counts):
-        length = budget // (n * (len(counts) - r))
+        length = budget // (n * (2 ** (len(counts) - r) - 1))
         lengths.append(length)
         budget -= n * length
     return lengths

@@ -176,7 +176,7 @@ def test_halving_reports_rungs(guide):
     result, events = collect("halving", guide, num_candidates=8, preview_steps=3, steps=8, num_chunks=1)
     candidates = [e for e in events if e["event"] == "candidate"]
     assert [(e["phase"], e["rung"], e["steps"]) for e in candidates] == (
-        [("rung", 0, 1)] * 8 + [("rung", 1, 2)] * 4 + [("rung", 2, 4)] * 2 + [("full", None, 8)]
+        [("rung", 0, 1)] * 8 + [("rung", 1, 4)] * 4 + [("full", None, 8)]  # rungs 8 x 1, 4 x 4
     )
     chunk = result.chunks[0]
     for rung in chunk.rungs:

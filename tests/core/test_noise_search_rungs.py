@@ -46,18 +46,21 @@ def run(model, guide, evaluator=None, **options):
 
 # --- the schedule --------------------------------------------------------------------------------------
 
-# (m, k, s) -> rungs, worked out by hand from the rule in halving_rungs' docstring (P = m * min(k, s)):
+# (m, k, s) -> rungs, worked out by hand from the rule in halving_rungs' docstring: P = m * min(k, s); with R
+# rungs, l_r = floor(P_r / (n_r * (2^(R-r) - 1))); R the largest with 1 <= l_0 < l_1 < ...; capped at s.
 HAND = {
-    (8, 3, 32): [(8, 1), (4, 2), (2, 4)],  # the issue's example: 8 + 8 + 8 = 24 = m*k
-    (8, 8, 32): [(8, 2), (4, 6), (2, 12)],  # 64 // 24 = 2, then 48 // 8 = 6, then 24 // 2 = 12
-    (8, 2, 32): [(8, 1), (4, 2)],  # 3 rungs would need 16 // 24 = 0 steps
-    (5, 4, 32): [(5, 1), (3, 2), (2, 4)],  # m not a power of two: 5 -> 3 -> 2, 19 of 20 spent
-    (7, 3, 32): [(7, 1), (4, 3)],  # 3 rungs would give 1, 1 (no longer, so no new information)
-    (3, 2, 32): [(3, 2)],  # 2 rungs would give 1, 1: plain search
-    (4, 1, 32): [(4, 1)],  # k = 1: plain search
+    (8, 3, 32): [(8, 1), (4, 4)],  # R=3: 24 // 56 = 0; R=2: 24 // 24 = 1, then 16 // 4 = 4
+    (8, 8, 32): [(8, 1), (4, 4), (2, 20)],  # 64 // 56 = 1, then 56 // 12 = 4, then 40 // 2 = 20
+    (16, 8, 32): [(16, 1), (8, 4), (4, 20)],  # R=4: 128 // 240 = 0; R=3: 128 // 112 = 1, 112 // 24 = 4, 80 // 4
+    (4, 8, 32): [(4, 2), (2, 12)],  # 32 // 12 = 2, then 24 // 2 = 12
+    (5, 4, 32): [(5, 1), (3, 5)],  # m not a power of two: 5 -> 3 (-> 2 has no budget left): 20 // 15, 15 // 3
+    (7, 3, 32): [(7, 1), (4, 3)],  # 21 // 21 = 1, then 14 // 4 = 3 (19 of 21 spent)
+    (8, 2, 32): [(8, 2)],  # k <= 2: 16 // 24 = 0, so one rung: plain search
+    (3, 2, 32): [(3, 2)],
+    (4, 1, 32): [(4, 1)],
     (2, 4, 4): [(2, 4)],  # the only rung is s long: its winner is the chunk
-    (8, 32, 32): [(8, 10), (4, 22), (2, 32)],  # k = s: the last rung is the full run
-    (8, 9, 4): [(8, 1), (4, 3), (2, 4)],  # k > s runs as k = s = 4: P = 32, 1, 3, then 6 capped at 4
+    (8, 32, 32): [(8, 4), (4, 18), (2, 32)],  # k = s: 256 // 56 = 4, 224 // 12 = 18, then 152 // 2 capped at 32
+    (8, 9, 4): [(8, 1), (4, 4)],  # k > s runs as k = s = 4: P = 32, 1, then 24 // 4 = 6 capped at 4
     (1, 4, 32): [],  # one candidate: nothing to choose
 }
 
@@ -109,13 +112,13 @@ class RecordingEvaluator:
 
 @pytest.mark.parametrize("batch_size", [None, 3])
 def test_halving_keeps_the_better_half_and_previews_each_rung_from_the_candidates_own_noise(guide, batch_size):
-    m, k, s = 8, 3, 10  # rungs 8 x 1, 4 x 2, 2 x 4, then the winner's 10 steps
+    m, k, s = 8, 8, 24  # rungs 8 x 1, 4 x 4, 2 x 20, then the winner's 24 steps
     evaluator = RecordingEvaluator()
     result = run(small_model(), guide, evaluator, mode="halving", num_candidates=m, preview_steps=k, steps=s,
                  batch_size=batch_size)  # fmt: skip
     reference = small_model()
     for chunk in result.chunks:
-        assert [(r["steps"], len(r["candidates"])) for r in chunk.rungs] == [(1, 8), (2, 4), (4, 2)]
+        assert [(r["steps"], len(r["candidates"])) for r in chunk.rungs] == [(1, 8), (4, 4), (20, 2)]
         assert chunk.rungs[0]["candidates"] == list(range(m))
         for rung, after in zip(chunk.rungs, chunk.rungs[1:]):
             assert after["candidates"] == rung["kept"]
@@ -136,11 +139,13 @@ def test_halving_keeps_the_better_half_and_previews_each_rung_from_the_candidate
         assert chunk.candidate_scores == [last_score[c] for c in range(m)]  # the longest rung each reached
     per_chunk = 8 + 4 + 2 + 1  # every rung candidate and the full run are scored once
     assert len(evaluator.scores) == 2 * per_chunk
-    assert [c.evaluations for c in result.chunks] == [8 * 1 + 4 * 2 + 2 * 4 + s] * 2
+    assert [c.evaluations for c in result.chunks] == [8 * 1 + 4 * 4 + 2 * 20 + s] * 2
+    calls = {None: 1 + 4 + 20 + s, 3: 3 * 1 + 2 * 4 + 1 * 20 + s}[batch_size]  # ceil(n_r / b) * l_r, then s
+    assert [c.model_calls for c in result.chunks] == [calls] * 2
 
 
 def test_halving_with_a_rung_of_s_steps_reuses_it_as_the_full_run(guide):
-    # m=4, k=4, s=3: k runs as 3, P = 12, rungs 4 x 1 then 2 x (8 // 2 = 4, capped at 3 = s): no full run
+    # m=4, k=4, s=3: k runs as 3, P = 12, rungs 4 x (12 // 12 = 1) then 2 x (8 // 2 = 4, capped at 3 = s)
     result = run(small_model(), guide, mode="halving", num_candidates=4, preview_steps=4, steps=3)
     assert [c.evaluations for c in result.chunks] == [4 * 1 + 2 * 3] * 2
     assert all(c.full_run_reused for c in result.chunks)
@@ -177,8 +182,8 @@ def test_distilled_schedule_with_larger_preview_steps_runs_instead_of_failing(gu
 
 
 def test_halving_notes_when_k_leaves_room_for_one_rung():
-    assert SearchOptions(mode="halving", num_candidates=8, preview_steps=1, steps=20).notes == [
-        "halving: preview_steps 1 leaves budget for one rung only (the same as search)"
+    assert SearchOptions(mode="halving", num_candidates=8, preview_steps=2, steps=20).notes == [
+        "halving: preview_steps 2 leaves budget for one rung only (the same as search)"
     ]
     assert SearchOptions(mode="halving", num_candidates=1, preview_steps=2, steps=20).notes == [
         "halving with 1 candidate: nothing to choose, no previews"
@@ -192,8 +197,7 @@ def test_report_lists_rungs(guide):
     chunk = report["chunks"][0]
     assert [(r["rung"], r["steps"], len(r["candidates"]), len(r["kept"])) for r in chunk["rungs"]] == [
         (0, 1, 5, 3),
-        (1, 2, 3, 2),
-        (2, 4, 2, 1),
+        (1, 5, 3, 1),
     ]
-    assert report["evaluations"] == report["evaluations_per_chunk_expected"] == 5 + 6 + 8 + 8
+    assert report["evaluations"] == report["evaluations_per_chunk_expected"] == 5 * 1 + 3 * 5 + 8
     assert chunk["full_run_reused"] is False
