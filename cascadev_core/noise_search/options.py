@@ -117,7 +117,9 @@ class SearchOptions:
             rungs = self.rungs
             if not rungs:
                 notes.append("halving with 1 candidate: nothing to choose, no previews")
-            elif len(rungs) == 1 and rungs[0].steps < s and m > 2:
+            elif m == 2:
+                notes.append("halving with 2 candidates has one rung (the same as search)")
+            elif len(rungs) == 1 and rungs[0].steps < s:
                 notes.append(f"halving: preview_steps {k} leaves budget for one rung only (the same as search)")
         if self.full_run_reused and self.mode != "brute_force":
             notes.append(f"the winner's {s}-step run was reused as its full run")

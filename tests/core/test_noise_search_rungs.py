@@ -188,6 +188,9 @@ def test_halving_notes_when_k_leaves_room_for_one_rung():
     assert SearchOptions(mode="halving", num_candidates=1, preview_steps=2, steps=20).notes == [
         "halving with 1 candidate: nothing to choose, no previews"
     ]
+    assert SearchOptions(mode="halving", num_candidates=2, preview_steps=3, steps=20).notes == [
+        "halving with 2 candidates has one rung (the same as search)"
+    ]
     assert SearchOptions(mode="halving", num_candidates=8, preview_steps=3, steps=20).notes == []
 
 
