@@ -13,6 +13,9 @@ decides, as in the paper) or ``"mean"``. Their ranges, so that :class:`WeightedS
 * :class:`SSIMToGuide`: SSIM, -1..1;
 * :class:`ColorDrift`: minus the Lab mean+std distance to the guide / 100, about -1.5..0;
 * :class:`Flicker`: minus the mean absolute frame-to-frame difference, -1..0.
+
+Without a CLIP model, use :class:`~.faithful_motion.FaithfulMotion` (see :func:`~.defaults.default_evaluator`):
+the terms here, SSIM and flicker above all, rank a frozen copy of the guide best.
 """
 
 from __future__ import annotations
@@ -156,8 +159,11 @@ class WeightedSum:
         return sum(w * e(frames, guide).float() for e, w in self.terms)
 
 
-def weight_free_evaluator(ssim: float = 1.0, color: float = 1.0, flicker: float = 1.0) -> WeightedSum:
-    """The model-free default: weighted SSIM to the guide, colour drift and flicker (zero weights omitted)."""
+def ssim_blend_evaluator(ssim: float = 1.0, color: float = 1.0, flicker: float = 1.0) -> WeightedSum:
+    """The earlier model-free default: weighted SSIM to the guide, colour drift and flicker (zero weights omitted).
+
+    It ranks a frozen copy of the guide above any moving video, so a search scored by it prefers the least
+    motion; :func:`~.defaults.weight_free_evaluator` (:class:`~.faithful_motion.FaithfulMotion`) does not."""
     terms = [(SSIMToGuide(), ssim), (ColorDrift(), color), (Flicker(), flicker)]
     return WeightedSum([(e, w) for e, w in terms if w != 0])
 

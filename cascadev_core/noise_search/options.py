@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-MODES = ("search", "naive", "brute_force")
+from .rungs import Rung, halving_rungs, schedule_evaluations
+
+MODES = ("search", "naive", "brute_force", "halving")
 
 
 @dataclass(frozen=True)
@@ -13,11 +15,16 @@ class SearchOptions:
 
     Args:
         mode: ``"search"`` (k-step previews of m noises, then one full run of the best: m·k + s
-            evaluations per chunk), ``"naive"`` (one full run from candidate 0's noise: s) or
-            ``"brute_force"`` (m full runs, keep the best: m·s).
+            evaluations per chunk), ``"halving"`` (the same m·k preview budget spread over rungs of successive
+            halving, each rung previewing the better half with a longer schedule, then one full run of the
+            winner: at most m·k + s; see :func:`~.rungs.halving_rungs`), ``"naive"`` (one full run from
+            candidate 0's noise: s) or ``"brute_force"`` (m full runs, keep the best: m·s). A preview or rung
+            of s steps is a full run and is reused rather than run again (search with k >= s costs m·s).
         num_chunks: chunks to generate (n >= 1); the last frame of each chunk guides the next.
         num_candidates: initial noises per chunk (m >= 1). Ignored by ``"naive"``.
-        preview_steps: steps of the cheap preview schedule (1 <= k <= s). Only used by ``"search"``.
+        preview_steps: steps of the cheap preview schedule (k >= 1). Used by ``"search"`` and ``"halving"``.
+            A k above s is run as s (a graph with a 2- or 4-step distilled schedule still runs) and noted in
+            :attr:`notes` and the report.
         steps: steps of the full schedule (s >= 1).
         seed: base seed; every candidate of every chunk derives its own seed from it (see
             :func:`~.seeds.candidate_seed`; chunk 0's candidate 0 uses it as is).
@@ -54,11 +61,6 @@ class SearchOptions:
         _require_int("num_candidates", self.num_candidates, 1)
         _require_int("preview_steps", self.preview_steps, 1)
         _require_int("steps", self.steps, 1)
-        if self.mode == "search" and self.preview_steps > self.steps:
-            raise ValueError(
-                f"preview_steps (k={self.preview_steps}) must not exceed steps (s={self.steps}): "
-                "the preview is a shorter schedule of the same sampler"
-            )
         _require_int("seed", self.seed, None)
         if self.batch_size is not None:
             _require_int("batch_size", self.batch_size, 1)
@@ -80,11 +82,48 @@ class SearchOptions:
         return 1 if self.mode == "naive" else self.num_candidates
 
     @property
+    def effective_preview_steps(self) -> int:
+        """The preview length actually run: ``min(k, s)``."""
+        return min(self.preview_steps, self.steps)
+
+    @property
+    def rungs(self) -> list[Rung]:
+        """The rungs one chunk runs before its winner's full run (see :mod:`.rungs`): none in naive mode."""
+        m, k, s = self.num_candidates, self.effective_preview_steps, self.steps
+        if self.mode == "halving":
+            return halving_rungs(m, k, s)
+        return {"search": [Rung(m, k)], "brute_force": [Rung(m, s)], "naive": []}[self.mode]
+
+    @property
+    def full_run_reused(self) -> bool:
+        """True when the last rung already runs the full s steps, so its winner needs no separate full run."""
+        rungs = self.rungs
+        return bool(rungs) and rungs[-1].steps == self.steps
+
+    @property
     def evaluations_per_chunk(self) -> int:
-        """Per-candidate model evaluations one chunk costs, assuming ``evals_per_step`` per step."""
-        m, k, s = self.num_candidates, self.preview_steps, self.steps
-        steps = {"search": m * k + s, "naive": s, "brute_force": m * s}[self.mode]
-        return steps * self.evals_per_step
+        """Per-candidate model evaluations one chunk costs, assuming ``evals_per_step`` per step; exact for
+        samplers that make that many evaluations per step (the result reports the measured counts)."""
+        return schedule_evaluations(self.rungs, self.steps) * self.evals_per_step
+
+    @property
+    def notes(self) -> list[str]:
+        """Plain-language notes on how these options were interpreted (for the report and the UI)."""
+        k, s, m = self.preview_steps, self.steps, self.num_candidates
+        notes = []
+        if self.mode in ("search", "halving") and k > s:
+            notes.append(f"preview_steps {k} > steps {s}: previews ran {s} steps")
+        if self.mode == "halving":
+            rungs = self.rungs
+            if not rungs:
+                notes.append("halving with 1 candidate: nothing to choose, no previews")
+            elif m == 2:
+                notes.append("halving with 2 candidates has one rung (the same as search)")
+            elif len(rungs) == 1 and rungs[0].steps < s:
+                notes.append(f"halving: preview_steps {k} leaves budget for one rung only (the same as search)")
+        if self.full_run_reused and self.mode != "brute_force":
+            notes.append(f"the winner's {s}-step run was reused as its full run")
+        return notes
 
     def to_dict(self) -> dict:
         """A JSON-serialisable copy."""

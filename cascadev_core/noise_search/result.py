@@ -49,7 +49,8 @@ class ChunkRecord:
         index: chunk number, from 0.
         candidate_seeds: the seed of every candidate (one in naive mode).
         candidate_scores: evaluator score of every candidate: of its k-step preview in search mode, of its
-            full run in brute force; empty in naive mode.
+            full run in brute force, of the longest rung it reached in halving mode (see ``rungs``); empty in
+            naive mode and in halving with one candidate.
         chosen_index, chosen_seed: the candidate whose full run became the chunk.
         final_score: evaluator score of the chunk's full run against its guide (before colour correction);
             None when no evaluator was given.
@@ -57,6 +58,11 @@ class ChunkRecord:
             model once per step).
         model_calls: batched model calls those evaluations took.
         times: seconds per phase (see ``PHASES``).
+        rungs: one dict per rung run (see :mod:`.rungs`; search and brute force have one): ``rung`` (index),
+            ``steps``, ``candidates`` (indices into ``candidate_seeds``, ascending), ``scores`` (one per
+            candidate, same order) and ``kept`` (the candidates that went on to the next rung, or the winner).
+        full_run_reused: True when the last rung ran the full schedule, so the winner's run became the chunk
+            without a separate full run.
     """
 
     index: int
@@ -68,6 +74,8 @@ class ChunkRecord:
     evaluations: int
     model_calls: int
     times: dict[str, float] = field(default_factory=dict)
+    rungs: list[dict] = field(default_factory=list)
+    full_run_reused: bool = False
 
     def to_report(self) -> dict:
         return {
@@ -80,6 +88,16 @@ class ChunkRecord:
             "evaluations": self.evaluations,
             "model_calls": self.model_calls,
             "times": {p: round(t, 6) for p, t in self.times.items()},
+            "rungs": [
+                {
+                    **rung,
+                    "candidates": list(rung["candidates"]),
+                    "kept": list(rung["kept"]),
+                    "scores": [_json_float(s) for s in rung["scores"]],
+                }
+                for rung in self.rungs
+            ],  # fmt: skip
+            "full_run_reused": self.full_run_reused,
         }
 
 
@@ -119,6 +137,11 @@ class NoiseSearchResult:
     def final_scores(self) -> list[float | None]:
         return [c.final_score for c in self.chunks]
 
+    @property
+    def notes(self) -> list[str]:
+        """How the options were interpreted, e.g. a preview length clamped to the full schedule."""
+        return self.options.notes
+
     def to_report(self) -> dict:
         """A JSON-serialisable summary (NaN scores become None) for a node's report output."""
         return {
@@ -131,6 +154,7 @@ class NoiseSearchResult:
             "evaluations": self.evaluations,
             "model_calls": self.model_calls,
             "evaluations_per_chunk_expected": self.options.evaluations_per_chunk,
+            "notes": self.notes,
             "times": {p: round(t, 6) for p, t in self.times.items()},
             "wall_time": round(self.wall_time, 6),
             "chunks": [c.to_report() for c in self.chunks],

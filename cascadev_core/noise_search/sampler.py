@@ -2,24 +2,29 @@
 
 For each chunk: draw m initial noises; run each through a complete k-step schedule of the sampler (a
 cheap preview); score the previews against the guide; run the full s-step schedule from the best noise;
-its last frame guides the next chunk. The first guide is the user's image. ``"naive"`` and
-``"brute_force"`` modes run through the same loop for comparison (see :class:`~.options.SearchOptions`).
+its last frame guides the next chunk. The first guide is the user's image. ``"halving"`` spreads the same
+preview budget over rungs of successive halving; ``"naive"`` and ``"brute_force"`` run through the same loop
+for comparison (see :class:`~.options.SearchOptions` and :mod:`.rungs`).
 
 The model plugs in as plain callables:
 
-``sample(noise, guide, num_steps, on_eval) -> x``
+``sample(noise, guide, num_steps, on_eval[, seeds=...]) -> x``
     * ``noise``: ``[B, *noise_shape]`` standard normal (unscaled), one slice per candidate, on ``device``.
     * ``guide``: ``[1, C, H, W]`` in 0..1 on ``device``, shared by the B candidates.
-    * ``num_steps``: length of the complete schedule to run: k for previews, s for full runs (a preview
-      is the sampler's own k-step schedule, not the first k steps of the s-step one).
+    * ``num_steps``: length of the complete schedule to run: k for previews, a rung's length in halving, s
+      for full runs (a preview is the sampler's own k-step schedule, not the first k steps of the s-step one).
     * ``on_eval()``: call it right before every model evaluation of the batch. It may raise
       :class:`~cascadev_core.progress.Interrupted`; let that propagate.
+    * ``seeds``: passed (as a keyword) only when ``sample`` has a ``seeds`` parameter or ``**kwargs``: the
+      B candidates' seeds, ``list[int]``, in the order of the noise slices; slice i is
+      ``draw_noise(noise_shape, [seeds[i]])``. A candidate's previews, rungs and full run get the same seed
+      and bitwise the same noise.
     * returns frames ``[B, T, C, H, W]`` in 0..1, or, when ``decode`` is given, whatever it decodes
       (e.g. a latent ``[B, ...]``).
 
     The result must be a deterministic function of each candidate's noise, independent of the other
-    candidates in the batch (ancestral / SDE samplers must derive their per-step noise from the candidate,
-    not from the batch); then batch size changes wall time only, never results.
+    candidates in the batch: ancestral / SDE samplers must derive their per-step noise from the candidate's
+    seed (the ``seeds`` argument), not from the batch; then batch size changes wall time only, never results.
 ``decode(x) -> frames``, optional
     ``x``: one candidate, ``[1, ...]`` sliced from ``sample``'s output; returns ``[1, T, C, H, W]`` in
     0..1. Called on one candidate at a time and reduced for scoring straight away, so previews never hold
@@ -29,31 +34,31 @@ The model plugs in as plain callables:
     ``[1, C, h, w]``; returns ``[B]``, higher is better. See :mod:`.evaluators`.
 
 Costs: an *evaluation* is one model evaluation of one candidate; per chunk, with one evaluation per step,
-search costs m·k + s, naive s and brute force m·s. A *model call* evaluates a whole batch: with batch size
-b, search makes ceil(m/b)·k + s calls per chunk, which is what wall time follows. Both are measured and
-reported.
+search costs m·k + s (m·s when k >= s: the previews are full runs), halving at most m·k + s (exactly
+:attr:`~.options.SearchOptions.evaluations_per_chunk`), naive s and brute force m·s. A *model call*
+evaluates a whole batch: with batch size b, search makes ceil(m/b)·k + s calls per chunk and halving
+sum(ceil(n_r/b)·l_r) + s over its rungs of n_r candidates and l_r steps, which is what wall time follows.
+Both are measured and reported.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 
 from ..progress import Progress, StepCallback, StopHook
 from .chunk_join import ChunkJoiner
+from .chunk_runner import CandidateHook, ChunkRunner, DecodeFn, SampleFn
 from .counting import EvalCounter
 from .evaluators import Evaluator, evaluator_name
 from .options import SearchOptions
 from .result import ChunkRecord, NoiseSearchResult, PhaseClock
-from .scoring import best_index, evaluate, prepare_frames, shrink_images
-from .seeds import candidate_seeds, draw_noise
 
-SampleFn = Callable[[torch.Tensor, torch.Tensor, int, Callable[[], None]], torch.Tensor]
-DecodeFn = Callable[[torch.Tensor], torch.Tensor]
+__all__ = ["CandidateHook", "DecodeFn", "SampleFn", "accepts_seeds", "sample_chunks"]
 
 
 def sample_chunks(
@@ -66,6 +71,7 @@ def sample_chunks(
     decode: DecodeFn | None = None,
     on_step: StepCallback | None = None,
     should_stop: StopHook | None = None,
+    on_candidate: CandidateHook | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     output_device: torch.device | str = "cpu",
@@ -86,6 +92,20 @@ def sample_chunks(
             evaluations.
         should_stop: polled before every model call; True raises :class:`~cascadev_core.progress.Interrupted`
             and nothing is returned.
+        on_candidate: ``on_candidate(info)`` with a plain dict, for UIs (thumbnails, rung tables):
+
+            * after every candidate run is scored (and after naive's run, unscored):
+              ``{"event": "candidate", "chunk", "candidate" (index into the chunk's seeds), "seed", "phase"
+              ("preview" in search, "rung" in halving, "full" for brute force and for the winner's full run),
+              "rung" (index, None for the winner's full run), "steps", "score" (float, NaN when unscored),
+              "frame" (the run's last frame [C, H, W] in 0..1, full resolution), "scored_frames" (the
+              [T', C, h, w] the evaluator saw, or None)}``;
+            * when a chunk is done: ``{"event": "chosen", "chunk", "chosen" (index), "seed", "score" (the
+              chunk's final score, NaN when unscored), "steps" (s), "reused" (True when the winner's rung
+              run was the full run), "evaluations", "frame" (the chunk's last frame as joined, i.e. colour
+              corrected: the next chunk's guide, [C, H, W])}``.
+
+            Tensors are views valid during the call: copy them to keep them.
         device, dtype: of the noise handed to ``sample`` (drawn in float32 on the CPU first); the guide is
             handed over on ``device`` too.
         output_device: where the joined video is kept (the CPU by default, so long videos stay off the GPU).
@@ -113,6 +133,8 @@ def sample_chunks(
         raise ValueError(f"evaluator is required in mode {options.mode!r} (it picks the best candidate)")
     if evaluator is not None and not callable(evaluator):
         raise TypeError(f"evaluator must be callable, got {type(evaluator).__name__}")
+    if on_candidate is not None and not callable(on_candidate):
+        raise TypeError(f"on_candidate must be callable or None, got {type(on_candidate).__name__}")
     if options.color_correction > 0 and guide.shape[1] != 3:
         raise ValueError(f"color_correction works on RGB frames; the guide has {guide.shape[1]} channels")
 
@@ -120,7 +142,7 @@ def sample_chunks(
     progress = Progress(options.num_chunks * options.evaluations_per_chunk, on_step, should_stop)
     progress.check()
     clock = PhaseClock(cuda=torch.device(device).type == "cuda")
-    chunks = _ChunkSampler(
+    chunks = ChunkRunner(
         sample=sample,
         decode=decode,
         evaluator=evaluator,
@@ -131,6 +153,8 @@ def sample_chunks(
         dtype=dtype,
         counter=EvalCounter(progress),
         clock=clock,
+        pass_seeds=accepts_seeds(sample),
+        on_candidate=on_candidate,
     )
     keep, strength = options.keep_guide_frame, options.color_correction
     joiner = ChunkJoiner(options.num_chunks, keep, strength, output_device)
@@ -142,6 +166,8 @@ def sample_chunks(
             guide = joiner.add(frames).to(device)
         record.times["join"] = clock.totals["join"] - joined_before
         records.append(record)
+        if on_candidate is not None:
+            on_candidate(_chosen_event(record, options.steps, guide[0]))
     return NoiseSearchResult(
         frames=joiner.video(),
         chunks=records,
@@ -152,114 +178,34 @@ def sample_chunks(
     )
 
 
-@dataclass
-class _ChunkSampler:
-    """Runs one chunk in the configured mode; holds the callables, the counter and the clock."""
+def accepts_seeds(sample: object) -> bool:
+    """Whether ``sample`` can take ``seeds=...``: it has a ``seeds`` parameter (not positional-only) or
+    ``**kwargs``. Callables without an inspectable signature are called the old way, without seeds."""
+    try:
+        parameters = inspect.signature(sample).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    for p in parameters:
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            return True
+        if p.name == "seeds" and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            return True
+    return False
 
-    sample: SampleFn
-    decode: DecodeFn | None
-    evaluator: Evaluator | None
-    options: SearchOptions
-    noise_shape: tuple[int, ...]
-    frame_shape: torch.Size  # [C, H, W] of the user's guide, which the model's frames must match
-    device: torch.device | str
-    dtype: torch.dtype
-    counter: EvalCounter
-    clock: PhaseClock
 
-    def run(self, index: int, guide: torch.Tensor) -> tuple[ChunkRecord, torch.Tensor]:
-        """Chunk ``index`` from ``guide [1, C, H, W]``: its record and its frames ``[T, C, H, W]``."""
-        o = self.options
-        evals, calls, times = self.counter.evaluations, self.counter.model_calls, self.clock.snapshot()
-        seeds = candidate_seeds(o.seed, index, o.candidates)
-        score_guide = None if self.evaluator is None else shrink_images(guide, o.score_size)
-        if o.mode == "search":
-            k = o.preview_steps
-            scores, _ = self._run_candidates(seeds, guide, score_guide, k, "preview", keep_best=False)
-            chosen = best_index(scores)
-            frames = self._frames(self._sample(seeds[chosen : chosen + 1], guide, o.steps, "full"))
-            final = self._score(frames, score_guide)
-        elif o.mode == "brute_force":
-            scores, frames = self._run_candidates(seeds, guide, score_guide, o.steps, "full", keep_best=True)
-            chosen = best_index(scores)
-            final = scores[chosen]
-        else:
-            scores, chosen = [], 0
-            frames = self._frames(self._sample(seeds, guide, o.steps, "full"))
-            final = None if self.evaluator is None else self._score(frames, score_guide)
-        record = ChunkRecord(
-            index=index,
-            candidate_seeds=seeds,
-            candidate_scores=scores,
-            chosen_index=chosen,
-            chosen_seed=seeds[chosen],
-            final_score=final,
-            evaluations=self.counter.evaluations - evals,
-            model_calls=self.counter.model_calls - calls,
-            times=self.clock.since(times),
-        )
-        return record, frames[0]
-
-    def _run_candidates(
-        self,
-        seeds: list[int],
-        guide: torch.Tensor,
-        score_guide: torch.Tensor,
-        num_steps: int,
-        phase: str,
-        keep_best: bool,
-    ) -> tuple[list[float], torch.Tensor | None]:
-        """Sample the candidates in batches and score each; with ``keep_best``, also return the best one's
-        frames ``[1, T, C, H, W]`` (the only full-resolution frames kept)."""
-        batch = self.options.batch_size or len(seeds)
-        scores: list[float] = []
-        best, best_score = None, -math.inf
-        for first in range(0, len(seeds), batch):
-            x = self._sample(seeds[first : first + batch], guide, num_steps, phase)
-            for i in range(x.shape[0]):
-                frames = self._frames(x[i : i + 1])
-                score = self._score(frames, score_guide)
-                scores.append(score)
-                clean = -math.inf if math.isnan(score) else score
-                if keep_best and (best is None or clean > best_score):
-                    # A slice of the sampler's batch would keep the whole batch alive: copy it.
-                    best, best_score = (frames.clone() if self.decode is None else frames), clean
-            del x
-        return scores, best
-
-    def _sample(self, seeds: list[int], guide: torch.Tensor, num_steps: int, phase: str) -> torch.Tensor:
-        """One sampler call on the candidates of ``seeds``; returns its output ``[len(seeds), ...]``."""
-        noise = draw_noise(self.noise_shape, seeds, device=self.device, dtype=self.dtype)
-        with self.clock.measure(phase), self.counter.run(len(seeds)):
-            x = self.sample(noise, guide, num_steps, self.counter)
-        if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[0] != len(seeds):
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"sample must return one result per noise, batch {len(seeds)}, got {got}")
-        return x
-
-    def _frames(self, x: torch.Tensor) -> torch.Tensor:
-        """Frames ``[1, T, C, H, W]`` of one candidate's sampler output ``x [1, ...]``, decoded if needed."""
-        if self.decode is None:
-            frames, source = x, "sample"
-        else:
-            with self.clock.measure("decode"):
-                frames, source = self.decode(x), "decode"
-        if not isinstance(frames, torch.Tensor) or frames.ndim != 5 or frames.shape[0] != 1:
-            got = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-            raise ValueError(f"{source} must return frames [B, T, C, H, W] (here B=1), got {got}")
-        if frames.shape[2:] != self.frame_shape:
-            raise ValueError(
-                f"guide has shape [C, H, W] = {list(self.frame_shape)} but the model makes frames of "
-                f"{list(frames.shape[2:])}: resize the guide to the model's frame size (or fix noise_shape)"
-            )
-        return frames
-
-    def _score(self, frames: torch.Tensor, score_guide: torch.Tensor) -> float:
-        """Evaluator score of one candidate's frames ``[1, T, C, H, W]``."""
-        o = self.options
-        with self.clock.measure("score"):
-            reduced = prepare_frames(frames, o.score_frames, o.score_size)
-            return evaluate(self.evaluator, reduced, score_guide.to(reduced.device))[0]
+def _chosen_event(record: ChunkRecord, steps: int, last_frame: torch.Tensor) -> dict:
+    """The ``on_candidate`` event of a finished chunk (see :func:`sample_chunks`)."""
+    return {
+        "event": "chosen",
+        "chunk": record.index,
+        "chosen": record.chosen_index,
+        "seed": record.chosen_seed,
+        "score": math.nan if record.final_score is None else float(record.final_score),
+        "steps": steps,
+        "reused": record.full_run_reused,
+        "evaluations": record.evaluations,
+        "frame": last_frame,
+    }
 
 
 def _as_guide(guide: torch.Tensor) -> torch.Tensor:

@@ -52,3 +52,11 @@ def best_index(scores: list[float]) -> int:
     """Index of the highest score; the first on ties; NaN never wins (all NaN -> 0)."""
     clean = [-math.inf if math.isnan(s) else s for s in scores]
     return max(range(len(clean)), key=clean.__getitem__)
+
+
+def top_indices(scores: list[float], count: int) -> list[int]:
+    """Indices of the ``count`` highest scores, ascending; earlier indices win ties and NaN ranks last, so
+    ``top_indices(scores, 1) == [best_index(scores)]``."""
+    clean = [-math.inf if math.isnan(s) else s for s in scores]
+    ranked = sorted(range(len(clean)), key=lambda i: (-clean[i], i))
+    return sorted(ranked[:count])

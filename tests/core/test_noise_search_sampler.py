@@ -54,16 +54,18 @@ def run(model, guide, evaluator=None, **options):
 
 
 @pytest.mark.parametrize("batch_size", [None, 3, 1])
-@pytest.mark.parametrize("mode", ["search", "naive", "brute_force"])
+@pytest.mark.parametrize("mode", ["search", "naive", "brute_force", "halving"])
 def test_evaluations_per_chunk_are_exact(guide, mode, batch_size):
     m, k, s, n = 4, 2, 6, 2
     model = small_model()
     opts = {"num_candidates": m, "preview_steps": k, "steps": s, "num_chunks": n, "batch_size": batch_size}
     result = run(model, guide, mode=mode, **opts)
     b = batch_size or m
-    expected = {"search": m * k + s, "naive": s, "brute_force": m * s}[mode]
+    # halving, by hand: budget m*k = 8; two rungs would need 8 // (4 * 3) = 0 steps first -> 4 x 2, then s
+    expected = {"search": m * k + s, "naive": s, "brute_force": m * s, "halving": 4 * 2 + s}[mode]
     batches = math.ceil(m / b)
-    expected_calls = {"search": batches * k + s, "naive": s, "brute_force": batches * s}[mode]
+    halving_calls = batches * 2 + s
+    expected_calls = {"search": batches * k + s, "naive": s, "brute_force": batches * s, "halving": halving_calls}[mode]
     assert [c.evaluations for c in result.chunks] == [expected] * n
     assert [c.model_calls for c in result.chunks] == [expected_calls] * n
     # The model's own counters agree with what the hook counted.
@@ -141,7 +143,7 @@ def test_full_run_reuses_the_chosen_noise(guide):
     assert torch.equal(search.frames, naive.frames)
 
 
-@pytest.mark.parametrize("mode", ["search", "brute_force"])
+@pytest.mark.parametrize("mode", ["search", "brute_force", "halving"])
 def test_one_candidate_equals_naive(guide, mode):
     one = run(small_model(), guide, mode=mode, num_candidates=1, num_chunks=3)
     naive = run(small_model(), guide, mode="naive", num_chunks=3)
@@ -244,7 +246,8 @@ def test_sampler_that_skips_on_eval_is_rejected(guide):
     ("options", "name"),
     [
         ({"num_candidates": 0}, "num_candidates"),
-        ({"preview_steps": 9, "steps": 8}, "preview_steps"),
+        ({"preview_steps": 0}, "preview_steps"),
+        ({"preview_steps": 2.0}, "preview_steps"),
         ({"num_chunks": 0}, "num_chunks"),
         ({"steps": 0}, "steps"),
         ({"batch_size": 0}, "batch_size"),
