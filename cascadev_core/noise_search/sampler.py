@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from ..executor import Executor, sample_batches
 from ..progress import Progress, StepCallback, StopHook
 from .chunk_join import ChunkJoiner
 from .counting import EvalCounter
@@ -69,6 +70,7 @@ def sample_chunks(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     output_device: torch.device | str = "cpu",
+    executor: Executor | None = None,
 ) -> NoiseSearchResult:
     """Generate ``options.num_chunks`` chunks, each guided by the previous chunk's last frame.
 
@@ -89,6 +91,9 @@ def sample_chunks(
         device, dtype: of the noise handed to ``sample`` (drawn in float32 on the CPU first); the guide is
             handed over on ``device`` too.
         output_device: where the joined video is kept (the CPU by default, so long videos stay off the GPU).
+        executor: None samples here. An executor bound to a :class:`~cascadev_core.executor.SamplerSpec` (the same
+            sampler, rebuilt in each worker) runs a chunk's candidate batches on different workers at once, same
+            results; stops are then honoured between batches (:func:`~cascadev_core.executor.sample_batches`).
 
     Returns:
         :class:`NoiseSearchResult` with the video ``[N, C, H, W]`` (N = n·T, minus n-1 repeated guide frames
@@ -131,6 +136,7 @@ def sample_chunks(
         dtype=dtype,
         counter=EvalCounter(progress),
         clock=clock,
+        executor=executor,
     )
     keep, strength = options.keep_guide_frame, options.color_correction
     joiner = ChunkJoiner(options.num_chunks, keep, strength, output_device)
@@ -166,6 +172,7 @@ class _ChunkSampler:
     dtype: torch.dtype
     counter: EvalCounter
     clock: PhaseClock
+    executor: Executor | None = None
 
     def run(self, index: int, guide: torch.Tensor) -> tuple[ChunkRecord, torch.Tensor]:
         """Chunk ``index`` from ``guide [1, C, H, W]``: its record and its frames ``[T, C, H, W]``."""
@@ -214,8 +221,8 @@ class _ChunkSampler:
         batch = self.options.batch_size or len(seeds)
         scores: list[float] = []
         best, best_score = None, -math.inf
-        for first in range(0, len(seeds), batch):
-            x = self._sample(seeds[first : first + batch], guide, num_steps, phase)
+        batches = [seeds[first : first + batch] for first in range(0, len(seeds), batch)]
+        for x in self._sample_batches(batches, guide, num_steps, phase):
             for i in range(x.shape[0]):
                 frames = self._frames(x[i : i + 1])
                 score = self._score(frames, score_guide)
@@ -226,6 +233,23 @@ class _ChunkSampler:
                     best, best_score = (frames.clone() if self.decode is None else frames), clean
             del x
         return scores, best
+
+    def _sample_batches(
+        self, batches: list[list[int]], guide: torch.Tensor, num_steps: int, phase: str
+    ) -> Iterator[torch.Tensor]:
+        """Sampler outputs ``[len(seeds), ...]`` of candidate batches, in order; the one place candidate batches are
+        dispatched: here one after another, or all at once through the executor."""
+        if self.executor is None:
+            for seeds in batches:
+                yield self._sample(seeds, guide, num_steps, phase)
+            return
+        noises = (draw_noise(self.noise_shape, seeds, dtype=self.dtype) for seeds in batches)
+        sizes = [len(seeds) for seeds in batches]
+        runs = sample_batches(self.executor, self.sample, noises, sizes, guide, num_steps, self.counter)
+        for _ in batches:
+            with self.clock.measure(phase):
+                x = next(runs)
+            yield x
 
     def _sample(self, seeds: list[int], guide: torch.Tensor, num_steps: int, phase: str) -> torch.Tensor:
         """One sampler call on the candidates of ``seeds``; returns its output ``[len(seeds), ...]``."""
