@@ -1,5 +1,6 @@
-"""Shared pytest fixtures: paths to the repository, the shared reference data and the scripts."""
+"""Shared pytest fixtures: paths to the repository, the shared reference data and the scripts, and Ray."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,3 +24,16 @@ def reference_dir() -> Path:
     if not (REFERENCE_DIR / "README.md").exists():
         pytest.skip(f"reference data not found at {REFERENCE_DIR} (the checkout needs ../shared beside it)")
     return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def ray_module():
+    """The ``ray`` module; the test is skipped without it, unless ``CASCADEV_REQUIRE_RAY=1`` (CI), where it fails."""
+    try:
+        import ray
+    except ImportError as err:
+        message = f'ray is not importable ({err}); pip install "ray[client]"'
+        if os.environ.get("CASCADEV_REQUIRE_RAY") == "1":
+            pytest.fail(f"CASCADEV_REQUIRE_RAY=1 but {message}")
+        pytest.skip(message)
+    return ray
