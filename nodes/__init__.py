@@ -4,12 +4,14 @@ Each node lists the ComfyUI internals it needs in ``REQUIRES``; a node whose int
 registered as unavailable (see :func:`.comfyui.unavailable`), so one changed internal never hides the pack.
 """
 
-from . import chunk_sampler, decode, encode, loaders, native, refine
+from . import chunk_sampler, decode, encode, loaders, native, refine, workers
 from .comfyui import ComfyExtension, io, missing, unavailable
 from .models import register_model_folders
 from .routes import register_routes
 
-NODES = [*loaders.NODES, *encode.NODES, *refine.NODES, *decode.NODES, *chunk_sampler.NODES, *native.NODES]
+NODES = [
+    *loaders.NODES, *encode.NODES, *refine.NODES, *decode.NODES, *chunk_sampler.NODES, *native.NODES, *workers.NODES,
+]  # fmt: skip
 
 
 def registered_nodes() -> list[type[io.ComfyNode]]:
