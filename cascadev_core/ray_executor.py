@@ -185,7 +185,9 @@ class RayWorkers:
                 include_dashboard=False,
                 object_store_memory=self.object_store_mb << 20,
                 _node_ip_address="127.0.0.1",
-                _system_config={"prestart_worker_first_driver": False},
+                # no idle workers prestarted; no memory monitor (it kills workers when the whole machine is short of
+                # memory, whoever uses it: on a shared desktop that is often another program)
+                _system_config={"prestart_worker_first_driver": False, "memory_monitor_refresh_ms": 0},
             )
         ray.init(**options)
         self._connected = True
