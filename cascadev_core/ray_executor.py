@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -152,21 +153,24 @@ class RayWorkers:
         ray = import_ray()
         ray.cloudpickle.register_pickle_by_value(sys.modules[_CORE_PACKAGE])
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        if not ray.is_initialized():
-            self._init(ray)
-        count, self.gpus = self._plan(ray.cluster_resources())
-        self._actors = [self._new_actor() for _ in range(count)]
-        self._loaded = [None] * count
         try:
-            ray.get([a.info.remote() for a in self._actors], timeout=self.start_timeout_s)
-        except ray.exceptions.GetTimeoutError:
-            have = ray.cluster_resources()
+            if not ray.is_initialized():
+                self._init(ray)
+            count, self.gpus = self._plan(ray.cluster_resources())
+            self._actors = [self._new_actor() for _ in range(count)]
+            self._loaded = [None] * count
+            try:
+                ray.get([a.info.remote() for a in self._actors], timeout=self.start_timeout_s)
+            except ray.exceptions.GetTimeoutError:
+                have = ray.cluster_resources()
+                raise RuntimeError(
+                    f"workers: {count} workers with {self.gpus or 1:g} {'GPU' if self.gpus else 'CPU'} each did not "
+                    f"start within {self.start_timeout_s:.0f}s; the cluster has {have.get('GPU', 0):g} GPU and "
+                    f"{have.get('CPU', 0):g} CPU: lower workers or gpus_per_worker"
+                ) from None
+        except BaseException:
             self.close()
-            raise RuntimeError(
-                f"workers: {count} workers with {self.gpus or 1} {'GPU' if self.gpus else 'CPU'} each did not start "
-                f"within {self.start_timeout_s:.0f}s; the cluster has {have.get('GPU', 0):g} GPU and "
-                f"{have.get('CPU', 0):g} CPU: lower workers or gpus_per_worker"
-            ) from None
+            raise
         return self
 
     def _init(self, ray) -> None:
@@ -176,12 +180,9 @@ class RayWorkers:
         if self.address:
             options["address"] = self.address
         else:
-            cpus = os.cpu_count() or 1
-            if self.gpus_per_worker == 0:
-                cpus = max(cpus, self.workers)  # as many CPU workers as asked for, even oversubscribed
             options.update(
                 address="local",  # never a stale cluster recorded in /tmp/ray
-                num_cpus=cpus,
+                num_cpus=max(os.cpu_count() or 1, self.workers),  # every CPU worker asked for, even oversubscribed
                 include_dashboard=False,
                 object_store_memory=self.object_store_mb << 20,
                 _node_ip_address="127.0.0.1",
@@ -278,7 +279,7 @@ class RayWorkers:
         deaths: dict[int, int] = {}
         started = done = 0
         exhausted = False
-        waited = 0.0
+        active = time.monotonic()  # last time a call was started or finished
         try:
             while True:
                 while free and (retry or not exhausted):
@@ -300,7 +301,7 @@ class RayWorkers:
                     send = None if self._loaded[slot] == key else spec
                     self._loaded[slot] = key
                     inflight[self._actors[slot].run.remote(key, send, *inputs[index])] = (slot, index)
-                    waited = 0.0
+                    active = time.monotonic()
                 while done in results:
                     if progress is not None:
                         progress.check()  # as before the call in a local run: a stop reports nothing more
@@ -317,12 +318,11 @@ class RayWorkers:
                 if not ready:
                     if progress is not None:
                         progress.check()
-                    waited += _POLL_S
-                    if waited > self.call_timeout_s:
+                    if time.monotonic() - active > self.call_timeout_s:
                         raise TimeoutError(f"no worker call finished within {self.call_timeout_s:.0f}s")
                     continue
                 slot, index = inflight.pop(ready[0])
-                waited = 0.0
+                active = time.monotonic()
                 try:
                     results[index] = ray.get(ready[0])
                 except ray.exceptions.RayActorError as err:
