@@ -104,6 +104,29 @@ def call_overhead(pool, calls: int = 40) -> float:
     return (time.perf_counter() - start) / calls * pool.size
 
 
+def ray_memory_mb() -> dict:
+    """USS (MB) of the Ray processes this process started: Ray's own (gcs, raylet, agents, ...) and the workers."""
+    import psutil
+
+    own, workers = 0, []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            name, uss = proc.name(), proc.memory_full_info().uss / 1e6
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if "_Worker" in name:
+            workers.append(uss)
+        elif "ray" in (name + " ".join(proc.cmdline()[:2])).lower():
+            own += uss
+    return {"ray_processes": round(own), "per_worker": round(max(workers, default=0))}
+
+
+def ray_install_mb(ray) -> float:
+    """Disk size of the installed ``ray`` package (MB)."""
+    root = Path(ray.__file__).parent
+    return round(sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 1e6)
+
+
 def run_workers(count: int, spec: ModelSpec, dit, cond, options, local: torch.Tensor, kill: bool, repeats: int) -> dict:
     from cascadev_core.ray_executor import RayWorkers
 
@@ -115,6 +138,7 @@ def run_workers(count: int, spec: ModelSpec, dit, cond, options, local: torch.Te
         start = time.perf_counter()
         timed_refine(dit, cond[:, :, :8], RefineOptions(steps=1), executor)  # every worker loads the model
         row["load_s"] = time.perf_counter() - start
+        row["memory_mb"] = ray_memory_mb()
         out, row["seconds"] = timed_refine(dit, cond, options, executor, repeats=repeats)
         row["equal"] = bool(torch.equal(out, local))
         row["overhead_s"] = call_overhead(pool)
@@ -184,6 +208,7 @@ def main() -> int:
         torch.set_num_threads(1)
         rows = [run_workers(n, spec, dit, cond, options, local, n == 2, args.repeats) for n in (1, 2)]
         in_bytes, out_bytes = measured_job_bytes(ray, dit)
+        install_mb = ray_install_mb(ray)
 
     per_job = local_s / jobs
     overhead = rows[0]["overhead_s"]
@@ -201,6 +226,9 @@ def main() -> int:
           f"{local_s / fault['fault_seconds']:>10.2f}{str(fault['fault_equal']):>7}")  # fmt: skip
     print(f"\ncluster start: {rows[0]['start_s']:.1f} s (1 worker), {rows[1]['start_s']:.1f} s (2); first run with "
           f"model loads: {rows[0]['load_s']:.1f} s / {rows[1]['load_s']:.1f} s")  # fmt: skip
+    memory = rows[1]["memory_mb"]
+    print(f"memory (USS): Ray's own processes {memory['ray_processes']} MB, each worker {memory['per_worker']} MB "
+          f"(torch + this small DiT); the ray package takes {install_mb:.0f} MB on disk")  # fmt: skip
     print(f"per job: {per_job * 1e3:.1f} ms of compute here, {in_bytes / 1e6:.3f} MB sent + {out_bytes / 1e6:.3f} MB "
           f"returned ({(in_bytes + out_bytes) / 1e6 / per_job:.1f} MB per second of compute); a call that only "
           f"echoes its input through 1 worker: {overhead * 1e3:.1f} ms")  # fmt: skip
@@ -237,6 +265,9 @@ def main() -> int:
         "bytes_per_job": {"sent": in_bytes, "returned": out_bytes},
         "compute_ms_per_job": round(per_job * 1e3, 1),
         "overhead_ms_per_job": round(overhead * 1e3, 1),
+        "cluster_start_s": [round(row["start_s"], 1) for row in rows],
+        "memory_mb": memory,
+        "ray_install_mb": install_mb,
         "paper_8_gpus_2k_200_frames": plan,
     }
     print(json.dumps(result))
