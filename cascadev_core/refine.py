@@ -25,6 +25,10 @@ Progress: one unit per model call (``denoiser`` evaluation), NOT per sampler ste
 ``steps * calls_per_step``, ``calls_per_step = ceil(B * windows * tiles / max_batch)``. ``should_stop`` is
 polled before every call and raises :class:`~cascadev_core.progress.Interrupted`.
 
+Executors: one evaluation's calls go to an executor (:mod:`~cascadev_core.executor`: in this process by default,
+or Ray workers across GPUs and machines) and their results are blended here in call order, so the numbers are the
+same whatever runs the calls (on CPU bitwise, at equal torch thread counts).
+
 The DiT plugs in as ``denoiser(x [N, 4 + C, h, w], t [N], frames_per_video) -> [N, >= 4, h, w]`` with
 ``N = videos * frames_per_video``; channels 0:4 of the result are eps.
 """
@@ -32,6 +36,7 @@ The DiT plugs in as ``denoiser(x [N, 4 + C, h, w], t [N], frames_per_video) -> [
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -40,6 +45,7 @@ import torch
 from . import schedulers as S
 from .conditioning import SCALE_FACTOR, SR_SCALE, conditioning_frames, from_frames, model_input, to_frames
 from .dit import CascadeDiT
+from .executor import LOCAL, Executor
 from .memory import max_batch_for_budget, model_precision
 from .progress import Progress, StepCallback, StopHook
 from .tiling import (
@@ -122,6 +128,9 @@ class WindowedDenoiser:
         window, window_stride, tile, tile_step: plan parameters (official: L, L//2, input_size, round(0.75*S)).
         window_blend, tile_blend, max_batch, pad, model_dtype: see :class:`RefineOptions`.
         progress: a :class:`Progress` advanced once per model call (optional).
+        executor: runs the model calls (:mod:`~cascadev_core.executor`); None = in this process, one by one. The
+            calls of one evaluation go to it together and their results are blended here, in call order, so any
+            executor gives the same numbers.
 
     ``__call__(x [videos*frames, Cin, H, W], t 0-dim or [videos*frames]) -> eps [videos*frames, 4, H, W]`` float32.
     """
@@ -143,8 +152,10 @@ class WindowedDenoiser:
         pad: str | None = None,
         model_dtype: torch.dtype | None = None,
         progress: Progress | None = None,
+        executor: Executor | None = None,
     ):
         self.denoiser = denoiser
+        self.executor = executor or LOCAL
         self.videos, self.frames, self.height, self.width = videos, frames, height, width
         self.pad = pad
         # padded sizes the model sees: fewer frames than one window are always padded (replicating the last frame)
@@ -192,24 +203,28 @@ class WindowedDenoiser:
         vid_blend = [Blender(eps[b], self.window_blend) for b in range(self.videos)]
         win_blend: dict[tuple[int, int], Blender] = {}
         done_tiles: dict[tuple[int, int], int] = {}
-        for c0 in range(0, len(self.jobs), self.max_batch):
-            chunk = self.jobs[c0 : c0 + self.max_batch]
-            inp = torch.cat(
-                [
-                    xv[b, self.windows[wi].slice][..., self.tiles[k].rows.slice, self.tiles[k].cols.slice]
-                    for b, wi, k in chunk
-                ]
-            )
-            if self.model_dtype is not None:
-                inp = inp.to(self.model_dtype)
-            if self.progress is not None:
-                self.progress.check()
-            out = self.denoiser(inp, t0.expand(inp.shape[0]), L)
-            if self.progress is not None:
-                self.progress.advance()
-            if out.ndim != 4 or out.shape[0] != inp.shape[0] or out.shape[1] < 4 or out.shape[2:] != inp.shape[2:]:
-                raise ValueError(f"denoiser output: expected [{inp.shape[0]}, >=4, ...], got {tuple(out.shape)}")
-            out = out[:, :4].float()
+        chunks = [self.jobs[c0 : c0 + self.max_batch] for c0 in range(0, len(self.jobs), self.max_batch)]
+        shapes: deque[torch.Size] = deque()
+
+        def calls():
+            """Each chunk's model input ``[len(chunk) * L, Cin, S, S]``, built when the executor asks for it."""
+            for chunk in chunks:
+                inp = torch.cat(
+                    [
+                        xv[b, self.windows[wi].slice][..., self.tiles[k].rows.slice, self.tiles[k].cols.slice]
+                        for b, wi, k in chunk
+                    ]
+                )
+                if self.model_dtype is not None:
+                    inp = inp.to(self.model_dtype)
+                shapes.append(inp.shape)
+                yield inp, t0.expand(inp.shape[0]), L
+
+        for chunk, out in zip(chunks, self.executor.map(self.denoiser, calls(), self.progress)):
+            shape = shapes.popleft()
+            if out.ndim != 4 or out.shape[0] != shape[0] or out.shape[1] < 4 or out.shape[2:] != shape[2:]:
+                raise ValueError(f"denoiser output: expected [{shape[0]}, >=4, ...], got {tuple(out.shape)}")
+            out = out[:, :4].float().to(x.device)
             for j, (b, wi, k) in enumerate(chunk):
                 key = (b, wi)
                 if key not in win_blend:
@@ -251,6 +266,7 @@ def windowed_denoiser(
     lats_per_vid: int,
     input_size: int,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> WindowedDenoiser:
     """The one place :class:`RefineOptions` become a :class:`WindowedDenoiser` (the refine loop and ComfyUI's
     native sampling both call it, so no option is honoured on one path and dropped on the other).
@@ -261,6 +277,7 @@ def windowed_denoiser(
         videos, frames, height, width: the batch the denoiser will be called on (latent frames and pixels).
         lats_per_vid, input_size: the model's own window and tile (used where the options leave them unset).
         progress: advanced once per model call.
+        executor: where the model calls run (None = in this process; see :mod:`~cascadev_core.executor`).
     """
     window = options.window or lats_per_vid
     tile = options.tile or input_size
@@ -268,6 +285,7 @@ def windowed_denoiser(
     model = WindowedDenoiser(
         denoiser, videos, frames, height, width, window, tile, options.window_stride, tile_step,
         options.window_blend, options.tile_blend, options.max_batch, options.pad, options.model_dtype, progress,
+        executor,
     )  # fmt: skip
     if options.memory_budget is not None:
         model.max_batch = _budget_batch(denoiser, options, window, tile, len(model.jobs))
@@ -297,6 +315,7 @@ def refine(
     on_step: StepCallback | None = None,
     should_stop: StopHook | None = None,
     callback: Callable[[dict], None] | None = None,
+    executor: Executor | None = None,
     **overrides,
 ) -> torch.Tensor:
     """Refine effnet latents into SVD-VAE latents (the official ``refine_latent.py`` pipeline).
@@ -316,6 +335,8 @@ def refine(
         on_step, should_stop: progress hooks, one unit per model call (see module doc).
         callback: called after every step with ``i, timestep, sigma, x, eps, denoised`` (frame-major
             ``[B*T, 4, H, W]``, latents still times ``scale_factor``).
+        executor: where the model calls run: None = here, one by one; a
+            :class:`~cascadev_core.ray_executor.RayExecutor` runs each step's calls on its workers (same numbers).
 
     Returns:
         ``[B, 4, T, H, W]`` float32 latents divided by ``scale_factor`` (ready for the SVD temporal VAE decoder).
@@ -335,7 +356,7 @@ def refine(
         generator = torch.Generator().manual_seed(0 if seed is None else seed)
 
     progress = Progress(0, on_step, should_stop)
-    model = windowed_denoiser(denoiser, opts, b, t, H, W, lats_per_vid, input_size, progress)
+    model = windowed_denoiser(denoiser, opts, b, t, H, W, lats_per_vid, input_size, progress, executor)
     progress.total = opts.steps * model.calls
 
     z_ref = conditioning_frames(cond_lowres, sr_scale, scale_factor)  # [B*T, C, H, W]

@@ -4,7 +4,7 @@ Each node lists the ComfyUI internals it needs in ``REQUIRES``; a node whose int
 registered as unavailable (see :func:`.comfyui.unavailable`), so one changed internal never hides the pack.
 """
 
-from . import chunk_sampler, decode, encode, loaders, native, refine, search_options
+from . import chunk_sampler, decode, encode, loaders, native, refine, search_options, workers
 from .comfyui import ComfyExtension, io, missing, unavailable
 from .models import register_model_folders
 from .routes import register_routes
@@ -17,6 +17,7 @@ NODES = [
     *search_options.NODES,
     *chunk_sampler.NODES,
     *native.NODES,
+    *workers.NODES,
 ]
 
 

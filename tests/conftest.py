@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: paths to the repository, the shared reference data and the scripts."""
+"""Shared pytest fixtures: paths to the repository, the shared reference data and the scripts, and Ray."""
 
 import os
 import sys
@@ -27,3 +27,16 @@ def reference_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def ray_module():
+    """The ``ray`` module; the test is skipped without it, unless ``CASCADEV_REQUIRE_RAY=1`` (CI), where it fails."""
+    try:
+        import ray
+    except ImportError as err:
+        message = f'ray is not importable ({err}); pip install "ray[client]"'
+        if os.environ.get("CASCADEV_REQUIRE_RAY") == "1":
+            pytest.fail(f"CASCADEV_REQUIRE_RAY=1 but {message}")
+        pytest.skip(message)
+    return ray

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
+from ..executor import Executor, sample_batches
 from .counting import EvalCounter
 from .evaluators import Evaluator
 from .options import SearchOptions
@@ -41,6 +42,7 @@ class ChunkRunner:
     clock: PhaseClock
     pass_seeds: bool = False
     on_candidate: CandidateHook | None = None
+    executor: Executor | None = None
 
     def run(self, index: int, guide: torch.Tensor) -> tuple[ChunkRecord, torch.Tensor]:
         """Chunk ``index`` from ``guide [1, C, H, W]``: its record and its frames ``[T, C, H, W]``.
@@ -109,9 +111,9 @@ class ChunkRunner:
         clock_phase = "full" if num_steps == self.options.steps else "preview"
         scores: list[float] = []
         best, best_score = None, -math.inf
-        for first in range(0, len(candidates), batch):
-            group = candidates[first : first + batch]
-            x = self._sample([seeds[i] for i in group], guide, num_steps, clock_phase)
+        groups = [candidates[first : first + batch] for first in range(0, len(candidates), batch)]
+        batches = self._sample_batches([[seeds[i] for i in group] for group in groups], guide, num_steps, clock_phase)
+        for group, x in zip(groups, batches):
             for j, candidate in enumerate(group):
                 frames = self._frames(x[j : j + 1])
                 score, reduced = self._score(frames, score_guide)
@@ -142,6 +144,23 @@ class ChunkRunner:
                 "scored_frames": None if reduced is None else reduced[0],
             }
         )
+
+    def _sample_batches(
+        self, batches: list[list[int]], guide: torch.Tensor, num_steps: int, phase: str
+    ) -> Iterator[torch.Tensor]:
+        """Sampler outputs ``[len(seeds), ...]`` of candidate batches, in order; the one place candidate batches are
+        dispatched: here one after another, or all at once through the executor."""
+        if self.executor is None:
+            for seeds in batches:
+                yield self._sample(seeds, guide, num_steps, phase)
+            return
+        noises = (draw_noise(self.noise_shape, seeds, dtype=self.dtype) for seeds in batches)
+        seed_lists = batches if self.pass_seeds else None
+        runs = sample_batches(self.executor, self.sample, noises, batches, guide, num_steps, self.counter, seed_lists)
+        for _ in batches:
+            with self.clock.measure(phase):
+                x = next(runs)
+            yield x
 
     def _sample(self, seeds: list[int], guide: torch.Tensor, num_steps: int, phase: str) -> torch.Tensor:
         """One sampler call on the candidates of ``seeds``; returns its output ``[len(seeds), ...]``.

@@ -50,6 +50,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..executor import Executor
 from ..progress import Progress, StepCallback, StopHook
 from .chunk_join import ChunkJoiner
 from .chunk_runner import CandidateHook, ChunkRunner, DecodeFn, SampleFn
@@ -75,6 +76,7 @@ def sample_chunks(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     output_device: torch.device | str = "cpu",
+    executor: Executor | None = None,
 ) -> NoiseSearchResult:
     """Generate ``options.num_chunks`` chunks, each guided by the previous chunk's last frame.
 
@@ -109,6 +111,9 @@ def sample_chunks(
         device, dtype: of the noise handed to ``sample`` (drawn in float32 on the CPU first); the guide is
             handed over on ``device`` too.
         output_device: where the joined video is kept (the CPU by default, so long videos stay off the GPU).
+        executor: None samples here. An executor bound to a :class:`~cascadev_core.executor.SamplerSpec` (the same
+            sampler, rebuilt in each worker) runs the candidate batches of a rung on different workers at once, same
+            results; stops are then honoured between batches (:func:`~cascadev_core.executor.sample_batches`).
 
     Returns:
         :class:`NoiseSearchResult` with the video ``[N, C, H, W]`` (N = n·T, minus n-1 repeated guide frames
@@ -155,6 +160,7 @@ def sample_chunks(
         clock=clock,
         pass_seeds=accepts_seeds(sample),
         on_candidate=on_candidate,
+        executor=executor,
     )
     keep, strength = options.keep_guide_frame, options.color_correction
     joiner = ChunkJoiner(options.num_chunks, keep, strength, output_device)
