@@ -34,6 +34,12 @@ from .pos_embed import timestep_embedding, video_pos_embed
 _LN_EPS = 1e-6
 
 
+def _ATEN():  # noqa: N802 - torch.ops.aten, reached so that Ray's pickling of this module by value works
+    """``torch.ops.aten`` (the in-place GELU has no public API); ``torch.ops`` itself cannot be pickled, so the
+    attribute is looked up by name when called."""
+    return getattr(torch, "ops").aten  # noqa: B009
+
+
 def _norm_modulate(
     x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, out_dtype: torch.dtype | None = None
 ) -> torch.Tensor:
@@ -134,7 +140,7 @@ class Mlp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., D] -> [..., D]`` (GELU in place on the fc1 output when no gradient is recorded)."""
         h = self.fc1(x)
-        h = F.gelu(h, approximate="tanh") if h.requires_grad else torch.ops.aten.gelu_(h, approximate="tanh")
+        h = F.gelu(h, approximate="tanh") if h.requires_grad else _ATEN().gelu_(h, approximate="tanh")
         return self.fc2(h)
 
 

@@ -67,6 +67,8 @@ class ModelSpec:
         layout: attention layout (``"config"`` keeps the file's).
         attention_dtype: dtype of q/k/v in attention (float32 = the official recipe).
         config: an explicit :class:`DiTConfig` (None infers it from the file).
+        precision: a mode of :mod:`cascadev_core.precision` instead of ``dtype`` / ``attention_dtype``, resolved
+            for each worker's own device.
     """
 
     path: str
@@ -74,6 +76,7 @@ class ModelSpec:
     layout: LayoutSpec | str = "config"
     attention_dtype: torch.dtype | None = torch.float32
     config: DiTConfig | None = None
+    precision: str | None = None
 
     def build(self, device: torch.device | str = "cpu") -> torch.nn.Module:
         """The DiT on ``device``, called as ``dit(x [N, Cin, S, S], t [N], frames_per_video) -> [N, Cout, S, S]``."""
@@ -81,10 +84,12 @@ class ModelSpec:
             raise FileNotFoundError(
                 f"ModelSpec.path: {self.path} is not a file on this machine (every worker needs it)"
             )
-        model, _ = load_dit(
-            self.path, config=self.config, layout=self.layout, dtype=self.dtype, device=device,
-            attention_dtype=self.attention_dtype,
-        )  # fmt: skip
+        dtypes = (
+            {"precision": self.precision}
+            if self.precision
+            else {"dtype": self.dtype, "attention_dtype": self.attention_dtype}
+        )
+        model, _ = load_dit(self.path, config=self.config, layout=self.layout, device=device, **dtypes)
         return model
 
 

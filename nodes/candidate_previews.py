@@ -50,7 +50,8 @@ def send_preview(node_id, data: dict) -> None:
 
 
 class CandidatePreviews:
-    """The chunk search's ``on_candidate`` hook: collects each chunk's scored candidates and sends them."""
+    """The chunk search's ``on_candidate`` hook: collects each chunk's scored candidates (with their phase and rung)
+    and sends them with a thumbnail of each run's last frame; the chunk's chosen candidate is marked."""
 
     def __init__(self, node_id, mode: str):
         self.node_id, self.mode = node_id, mode
@@ -59,14 +60,13 @@ class CandidatePreviews:
     def __call__(self, info: dict) -> None:
         if info["chunk"] != self.chunk:
             self.chunk, self.items = info["chunk"], []
-        if "chosen" in info:
+        if info["event"] == "chosen":
             for item in self.items:
-                item["chosen"] = item.get("candidate") == info["chosen"] and item["phase"] != "full"
+                item["chosen"] = item["candidate"] == info["chosen"]
         else:
-            frame = info["frame"]
             self.items.append({
-                "image": thumbnail(frame), "score": info["score"], "candidate": info["candidate"],
-                "phase": info["phase"], "rung": info.get("rung"), "steps": info["steps"],
-                "final": info["phase"] == "full",
+                "image": thumbnail(info["frame"]), "score": info["score"], "candidate": info["candidate"],
+                "phase": info["phase"], "rung": info["rung"], "steps": info["steps"], "chosen": False,
+                "final": info["phase"] == "full" and self.mode != "brute_force",
             })  # fmt: skip
         send_preview(self.node_id, {"chunk": self.chunk, "mode": self.mode, "candidates": self.items})

@@ -20,14 +20,14 @@ from fractions import Fraction
 import torch
 
 from ..cascadev_core.footprint import Estimate, check_fits, frames_output
-from ..cascadev_core.noise_search import EmbeddingSimilarity, SearchOptions, sample_chunks, weight_free_evaluator
+from ..cascadev_core.noise_search import SearchOptions, default_evaluator, sample_chunks
 from . import bridge, i2v_hunyuan, i2v_ltxv, i2v_svd, i2v_wan
 from .bridge import comfy_interrupts, comfy_progress
 from .candidate_previews import CandidatePreviews, json_safe
 from .comfyui import ComfyUIFeatureMissing, InputImpl, Types, internal, io
 from .i2v_base import I2VAdapter, I2VAdapterType
 from .models import memory_totals
-from .search_options import SearchOptionsType, search_settings
+from .search_options import DEFAULTS, SearchOptionsType, search_settings
 from .validation import Choice
 
 NODE = "CascadeV Chunk Sampler"
@@ -324,7 +324,10 @@ class CascadeVChunkSampler(io.ComfyNode):
                 ),
                 io.Conditioning.Input("negative", optional=True, tooltip="Negative text conditioning."),
                 SearchOptionsType.Input(
-                    "search_options", optional=True, tooltip="Noise search settings; default: search, m=4, k=4."
+                    "search_options",
+                    optional=True,
+                    tooltip=f"Noise search settings; default: {DEFAULTS['mode']}, m={DEFAULTS['num_candidates']}, "
+                    f"k={DEFAULTS['preview_steps']}.",
                 ),
                 io.ClipVision.Input(
                     "clip_vision",
@@ -411,10 +414,10 @@ class CascadeVChunkSampler(io.ComfyNode):
 
 
 def evaluator(clip_vision):
-    """CLIP similarity (the paper's, worst frame) with a CLIP vision model, else the weight-free default."""
-    if clip_vision is not None:
-        return EmbeddingSimilarity(lambda x: clip_vision.encode_image(x.movedim(1, -1)).image_embeds, "min")
-    return weight_free_evaluator()
+    """The paper's CLIP similarity (worst frame) with a CLIP vision model, else the weight-free default (faithful to
+    the guide, keeps motion, penalises flicker)."""
+    embed = None if clip_vision is None else (lambda x: clip_vision.encode_image(x.movedim(1, -1)).image_embeds)
+    return default_evaluator(embed)
 
 
 NODES = [

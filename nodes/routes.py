@@ -12,15 +12,17 @@ import functools
 import logging
 import os
 
+import torch
 from aiohttp import web
 
 from ..cascadev_core.attention_layouts import attention_cost
 from ..cascadev_core.checkpoint import read_config
 from ..cascadev_core.config import DiTConfig
-from ..cascadev_core.memory import activation_bytes, attention_scores_bytes, tokens_per_job
+from ..cascadev_core.memory import attention_scores_bytes, call_bytes, tokens_per_job
+from ..cascadev_core.precision import PRECISION_MODES, Precision, resolve_precision
 from .comfyui import ComfyUIFeatureMissing, internal
-from .loaders import DTYPE_CHOICES, parse_schedule
-from .models import MODEL_FOLDER, model_files, resolve_dtype
+from .loaders import PRECISION_CHOICES, parse_schedule
+from .models import DTYPES, MODEL_FOLDER, model_files
 
 GIB = 1024**3
 LIMITS = {"frames": (1, 256), "tile": (2, 1024), "max_batch": (1, 256)}
@@ -65,7 +67,7 @@ def model_config(dit_name: str | None) -> DiTConfig:
         ) from None
 
 
-def cost_report(layout, frames: int, tile: int, max_batch: int, config: DiTConfig, dtype_bytes: int) -> dict:
+def cost_report(layout, frames: int, tile: int, max_batch: int, config: DiTConfig, precision: Precision) -> dict:
     """Attention cost and memory estimates of one model call on ``max_batch`` jobs of ``frames x tile x tile``
     latents (see :mod:`cascadev_core.memory` for what the estimates count)."""
     side = tile // config.patch_size
@@ -78,7 +80,7 @@ def cost_report(layout, frames: int, tile: int, max_batch: int, config: DiTConfi
         "largest_group_tokens": max(cost.group_tokens),
         "attention_ratio": round(cost.ratio, 4),
         "block_ratio": round(cost.block_ratio, 4),
-        "activation_gib": round(activation_bytes(config, frames, tile, max_batch, dtype_bytes) / GIB, 3),
+        "activation_gib": round(call_bytes(config, frames, tile, max_batch, precision) / GIB, 3),
         "scores_gib": round(attention_scores_bytes(config, layout, frames, tile, max_batch) / GIB, 3),
     }
 
@@ -87,9 +89,14 @@ def attention_cost_report(query) -> dict:
     """The route's answer for a query mapping; :class:`BadParameter` for the first bad parameter."""
     config = model_config(query.get("dit_name"))
     weight_dtype = query.get("weight_dtype", "auto")
-    if weight_dtype not in DTYPE_CHOICES:
-        raise BadParameter("weight_dtype", f"weight_dtype: expected one of {', '.join(DTYPE_CHOICES)}")
-    dtype = resolve_dtype(weight_dtype, internal("comfy.model_management.get_torch_device")())
+    if weight_dtype not in PRECISION_CHOICES:
+        raise BadParameter("weight_dtype", f"weight_dtype: expected one of {', '.join(PRECISION_CHOICES)}")
+    device = internal("comfy.model_management.get_torch_device")()
+    if weight_dtype in PRECISION_MODES:
+        precision = resolve_precision(weight_dtype, device)
+    else:  # the whole model in one dtype, attention in fp32 (as the loader does)
+        dtype = DTYPES[weight_dtype]
+        precision = Precision(weight_dtype, device.type, dtype, dtype, torch.float32, dtype == torch.float16)
     try:
         layout = parse_schedule(query.get("layout", "official"))
     except ValueError as err:
@@ -100,7 +107,7 @@ def attention_cost_report(query) -> dict:
     if tile % config.patch_size:
         raise BadParameter("tile", f"tile: expected a multiple of the patch size {config.patch_size}, got {tile}")
     try:
-        return cost_report(layout, frames, tile, max_batch, config, dtype.itemsize)
+        return cost_report(layout, frames, tile, max_batch, config, precision)
     except ValueError as err:  # the layout does not split this grid
         raise BadParameter("layout", f"layout: {err}") from None
 

@@ -47,26 +47,36 @@ function addPanel(node, name, className, text, minHeight) {
 // Chunk sampler: candidate thumbnails
 // ---------------------------------------------------------------------------------------------------------------
 export function renderCandidates(el, detail) {
-  const scores = detail.candidates.filter((c) => !c.final).map((c) => c.score);
-  const best = scores.length ? Math.max(...scores) : null;
+  // detail.candidates: {image, score (null when not scored), candidate, phase ("preview" | "rung" | "full"), rung,
+  // steps, chosen, final}; halving's rungs are shown as rows, the chosen candidate outlined, the full run last.
   el.replaceChildren();
   const title = document.createElement("div");
   title.textContent = `chunk ${detail.chunk + 1} · ${detail.mode}`;
-  const grid = document.createElement("div");
-  grid.className = "cascadev-grid";
+  el.append(title);
+  const rows = new Map();
   for (const c of detail.candidates) {
-    const cell = document.createElement("div");
-    const chosen = !c.final && c.score === best && detail.mode !== "naive";
-    cell.className = `cascadev-cand${chosen ? " chosen" : ""}${c.final ? " final" : ""}`;
-    cell.title = c.final ? "full run of the chosen noise" : chosen ? "chosen" : "candidate preview";
-    const img = document.createElement("img");
-    img.src = c.image;
-    const label = document.createElement("span");
-    label.textContent = `${c.final ? "full " : ""}${c.score.toFixed(3)}`;
-    cell.append(img, label);
-    grid.appendChild(cell);
+    const key = c.final ? "full run" : c.phase === "rung" ? `rung ${c.rung + 1} · ${c.steps} steps` : `${c.phase} · ${c.steps} steps`;
+    if (!rows.has(key)) rows.set(key, []);
+    rows.get(key).push(c);
   }
-  el.append(title, grid);
+  for (const [key, items] of rows) {
+    const label = document.createElement("div");
+    label.textContent = key;
+    const grid = document.createElement("div");
+    grid.className = "cascadev-grid";
+    for (const c of items) {
+      const cell = document.createElement("div");
+      cell.className = `cascadev-cand${c.chosen && !c.final ? " chosen" : ""}${c.final ? " final" : ""}`;
+      cell.title = c.final ? "full run of the chosen noise" : `candidate ${c.candidate}${c.chosen ? " (chosen)" : ""}`;
+      const img = document.createElement("img");
+      img.src = c.image;
+      const text = document.createElement("span");
+      text.textContent = c.score === null || c.score === undefined ? "–" : c.score.toFixed(3);
+      cell.append(img, text);
+      grid.appendChild(cell);
+    }
+    el.append(label, grid);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

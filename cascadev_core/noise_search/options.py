@@ -35,8 +35,9 @@ class SearchOptions:
             1's colour statistics (0 = off). The corrected last frame is what guides the next chunk.
         score_frames: score previews on this many evenly spaced frames (the last frame always among them);
             None scores every frame.
-        score_size: downscale frames (antialiased) so their longer side is at most this before scoring;
-            None scores at full resolution.
+        score_size: downscale frames (antialiased) so their longer side is at most this before scoring
+            (default 224, CLIP's input size; the weight-free evaluator works at 32 pixels); None scores at full
+            resolution.
         evals_per_step: model evaluations the sampler makes per step (2 for Heun-type samplers). Only sizes
             the progress total; counts reported in the result are measured, not assumed.
     """
@@ -51,7 +52,7 @@ class SearchOptions:
     keep_guide_frame: bool = False
     color_correction: float = 0.0
     score_frames: int | None = None
-    score_size: int | None = None
+    score_size: int | None = 224
     evals_per_step: int = 1
 
     def __post_init__(self) -> None:
