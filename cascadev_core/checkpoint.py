@@ -16,6 +16,7 @@ loading, every CPU tensor of the model that is not :data:`ALIGNMENT`-byte aligne
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -24,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .attention_layouts import LayoutSpec
+from .attention_layouts import LayoutSpec, group_counts, resolve_layout
 from .config import DiTConfig
 from .dit import CascadeDiT
 from .precision import Precision, apply_precision
@@ -66,14 +67,25 @@ def format_key_list(items: list[str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------ reading
+class NotPlainCheckpoint(ValueError):
+    """A torch file that holds Python objects besides tensors: it is refused, never unpickled."""
+
+
 def _torch_load(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as err:
-        if "mmap" not in str(err):
-            raise
-        # legacy (non-zip) serialisation cannot be memory-mapped
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as err:
+            if "mmap" not in str(err):
+                raise
+            # legacy (non-zip) serialisation cannot be memory-mapped
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise NotPlainCheckpoint(
+            f"{path.name} is not a plain tensor checkpoint: besides tensors it holds Python objects, which could run "
+            "code when loaded, so it is refused. If it comes from a source you trust, re-save its tensors as "
+            ".safetensors (safetensors.torch.save_file) and load that file instead."
+        ) from None
 
 
 def load_state_dict_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -196,6 +208,23 @@ def infer_config(
     return DiTConfig.from_dict(base)
 
 
+def check_config_fits_layout(config: DiTConfig, source: str) -> None:
+    """Raise ValueError naming ``source`` when the attention layout cannot split the config's own window and tile
+    (``lats_per_vid`` frames of ``input_size / patch_size`` tokens square): odd sizes in a file's metadata fail
+    here, at load, pointing at the file, instead of at the first model call."""
+    side = config.input_size // config.patch_size
+    for i, entry in enumerate(resolve_layout(config.attn_layout, config.depth)):
+        try:
+            group_counts(entry, config.lats_per_vid, side, side, i)
+        except ValueError as err:
+            raise ValueError(
+                f"{source}: its config (lats_per_vid={config.lats_per_vid}, input_size={config.input_size}, "
+                f"patch_size={config.patch_size}, from the file's metadata or the released defaults) does not fit "
+                f"the attention layout: {err}. Re-convert it with python -m cascadev_core.convert_checkpoint and "
+                "the right --lats-per-vid / --input-size, or pick another layout."
+            ) from None
+
+
 # ------------------------------------------------------------------------------------------ loading
 def is_aligned(tensor: torch.Tensor, alignment: int = ALIGNMENT) -> bool:
     """True when the tensor's first element sits at a multiple of ``alignment`` bytes (empty tensors: True)."""
@@ -301,6 +330,7 @@ def load_dit(
         config = infer_config(state, metadata, num_heads=num_heads)
     if not (isinstance(layout, str) and layout == "config"):
         config = replace(config, attn_layout=layout)
+    check_config_fits_layout(config, Path(path).name)
     model = build_model(config, attention_dtype=attention_dtype)
     check_state_dict(model.state_dict(), state, path, _describe(config))
     model.load_state_dict(state, strict=True, assign=True)

@@ -301,7 +301,13 @@ class CascadeVChunkSampler(io.ComfyNode):
                     control_after_generate=True,
                     tooltip="Base seed; every candidate of every chunk derives its own from it.",
                 ),
-                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Steps of the full schedule (s)."),
+                io.Int.Input(
+                    "steps",
+                    default=20,
+                    min=1,
+                    max=10000,
+                    tooltip="Steps of the full schedule (s); a connected 'sigmas' sets them instead.",
+                ),
                 io.Float.Input("cfg", default=5.0, min=0.0, max=100.0, step=0.1, tooltip="Classifier-free guidance."),
                 Choice(
                     "sampler_name",
@@ -376,7 +382,9 @@ class CascadeVChunkSampler(io.ComfyNode):
             raise ValueError(f"start_image: expected an IMAGE [1, H, W, 3], got shape {tuple(start_image.shape)}")
         if sigmas is not None and (sigmas.ndim != 1 or len(sigmas) < 2):
             raise ValueError(f"sigmas: expected a schedule of at least 2 noise levels, got {tuple(sigmas.shape)}")
-        check_family(model, vae, i2v)
+        for expert in (model, model_low_noise):
+            if expert is not None:
+                check_family(expert, vae, i2v)
         schedule = Schedule(model, scheduler, None if sampler is not None else sampler_name, sigmas)
         full_steps = schedule.steps or steps
         settings = search_settings(search_options)

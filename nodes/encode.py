@@ -64,7 +64,7 @@ def source_frames(images: torch.Tensor | None, video) -> tuple[torch.Tensor, flo
 
 
 class CascadeVEncode(io.ComfyNode):
-    REQUIRES = bridge.REQUIRES + models.REQUIRES
+    REQUIRES = bridge.REQUIRES + models.REQUIRES + ("comfy.model_management.get_total_memory",)
 
     @classmethod
     def define_schema(cls) -> io.Schema:

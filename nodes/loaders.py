@@ -16,6 +16,7 @@ from .models import (
     CascadeVEffnet,
     CascadeVModel,
     check_model_file,
+    loading,
     model_files,
     model_path,
     patch,
@@ -87,7 +88,8 @@ class CascadeVModelLoader(io.ComfyNode):
         # loaded on the CPU with the dtypes of the device ComfyUI will run it on
         device = internal("comfy.model_management.get_torch_device")()
         dtypes = {"precision": spec.precision, "precision_device": device} if spec.precision else {"dtype": spec.dtype}
-        dit, config = load_dit(path, layout=layout, **dtypes)
+        with loading(path, "dit_name", dit_name):
+            dit, config = load_dit(path, layout=layout, **dtypes)
         dit.eval().requires_grad_(False)
         # one owner: the DiT inside ComfyUI's MODEL wrapper (for the native path) when this ComfyUI has it
         owned = dit if missing(native.REQUIRES) else native.native_model(dit)
@@ -123,7 +125,9 @@ class CascadeVEffnetLoader(io.ComfyNode):
     @classmethod
     def execute(cls, effnet_name, weight_dtype) -> io.NodeOutput:
         dtype = resolve_dtype(weight_dtype, internal("comfy.model_management.get_torch_device")())
-        encoder = load_effnet_encoder(model_path(effnet_name, "effnet_name"), dtype=dtype)
+        path = model_path(effnet_name, "effnet_name")
+        with loading(path, "effnet_name", effnet_name):
+            encoder = load_effnet_encoder(path, dtype=dtype)
         return io.NodeOutput(CascadeVEffnet(patcher=patch(encoder)))
 
 

@@ -7,6 +7,7 @@ own memory manager. Everything else (the native MODEL, the refine) works through
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -60,6 +61,17 @@ def check_model_file(name) -> bool | str:
     listing = f"it has: {', '.join(files[:8])}{' ...' if len(files) > 8 else ''}" if files else "it is empty"
     shown = repr(name) if not isinstance(name, str) else f"'{name}'"
     return f"{shown} is not a file in models/{MODEL_FOLDER} ({listing}); put the file there"
+
+
+@contextlib.contextmanager
+def loading(path: str, input_name: str, name: str):
+    """Errors while loading ``path`` reach the client naming the input and the file, never the server's path."""
+    try:
+        yield
+    except (ValueError, OSError, RuntimeError) as err:
+        folder = os.path.dirname(path)
+        message = str(err).replace(path, name).replace(folder, f"models/{MODEL_FOLDER}")
+        raise ValueError(f"{input_name}: {message}") from None
 
 
 def memory_totals() -> dict[str, int | str]:

@@ -134,8 +134,9 @@ class RefinePreviews:
         return self.previewer.decode_latent_to_preview_image("JPEG", x0)
 
 
-def check_refine_size(cond, config, options: core_refine.RefineOptions) -> None:
-    """Before any work: the conditioning's frames cover one tile (unless padded) and the whole-video state fits."""
+def check_refine_size(cond, config, options: core_refine.RefineOptions, on_workers: bool = False) -> None:
+    """Before any work: the conditioning's frames cover one tile (unless padded) and the whole-video state fits
+    (on the model's device, or in RAM when workers run the model)."""
     b, _, t, h, w = cond.shape
     height, width = h * 32, w * 32
     tile = options.tile or config.input_size
@@ -143,10 +144,10 @@ def check_refine_size(cond, config, options: core_refine.RefineOptions) -> None:
         raise ValueError(
             f"conditioning: frames of {width}x{height} pixels are smaller than one tile of this model "
             f"({tile_pixels(tile)} pixels); encode them with '{ENCODE_NODE}' resize 'auto' (and this model on its "
-            f"cascadev_model input), or set pad in CascadeV Refine Options"
+            f"cascadev_model input)"
         )
     check_fits(
-        [refine_state(b, t, height, width)],
+        [replace(refine_state(b, t, height, width), device="host" if on_workers else "model")],
         memory_totals(),
         where=f"{NODE}: conditioning",
         size=f"{b * t} frames of {width}x{height} pixels",
@@ -165,7 +166,15 @@ def worker_spec(cascadev_model):
 
 
 class CascadeVRefine(io.ComfyNode):
-    REQUIRES = bridge.REQUIRES + models.REQUIRES + ("latent_preview.get_previewer", "comfy.latent_formats.SDXL")
+    REQUIRES = (
+        bridge.REQUIRES
+        + models.REQUIRES
+        + (
+            "latent_preview.get_previewer",
+            "comfy.latent_formats.SDXL",
+            "comfy.model_management.get_total_memory",
+        )
+    )
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -211,7 +220,7 @@ class CascadeVRefine(io.ComfyNode):
         cfg = cascadev_model.config
         cond = effnet_conditioning(conditioning, cfg)
         options = replace(options or core_refine.RefineOptions(), sampler=sampler, steps=steps)
-        check_refine_size(cond, cfg, options)
+        check_refine_size(cond, cfg, options, on_workers=workers is not None)
         executor = None if workers is None else workers.executor(worker_spec(cascadev_model))
         # with workers the state and blending stay on the CPU here; each worker holds the DiT on its own device
         device = cascadev_model.load() if executor is None else torch.device("cpu")

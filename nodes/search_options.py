@@ -12,11 +12,14 @@ from .validation import Choice
 
 SearchOptionsType = io.Custom("CASCADEV_SEARCH_OPTIONS")
 DEFAULTS = {f.name: f.default for f in fields(SearchOptions)}
+#: the SearchOptions fields this node sets (the chunk sampler sets chunks, steps, seed and evals_per_step)
+NODE_FIELDS = ("mode", "num_candidates", "preview_steps", "batch_size", "color_correction", "keep_guide_frame",
+               "score_frames", "score_size")  # fmt: skip
 
 
 def search_settings(search_options: dict | None) -> dict:
-    """The core's defaults updated with what an options node chose (its output is a plain dict)."""
-    return {**DEFAULTS, **(search_options or {})}
+    """The core's defaults for this node's fields, updated with what an options node chose (a plain dict)."""
+    return {**{k: DEFAULTS[k] for k in NODE_FIELDS}, **(search_options or {})}
 
 
 class CascadeVSearchOptions(io.ComfyNode):

@@ -24,6 +24,7 @@ REPO = comfyui_env.REPO
 WORKFLOWS = REPO / "workflows"
 
 HF = "https://huggingface.co"
+WAN22 = f"{HF}/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files"
 MODELS = {
     "s1024.effn-f32.pth": (f"{HF}/ByteDance/CascadeV/resolve/main/s1024.effn-f32.pth", "cascadev"),
     "effnet_encoder.safetensors": (f"{HF}/stabilityai/StableWurst/resolve/main/effnet_encoder.safetensors", "cascadev"),
@@ -53,6 +54,27 @@ MODELS = {
     "clip_vision_h.safetensors": (
         f"{HF}/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/clip_vision/clip_vision_h.safetensors",
         "clip_vision",
+    ),
+    "wan2.2_ti2v_5B_fp16.safetensors": (
+        f"{WAN22}/diffusion_models/wan2.2_ti2v_5B_fp16.safetensors",
+        "diffusion_models",
+    ),
+    "wan2.2_vae.safetensors": (f"{WAN22}/vae/wan2.2_vae.safetensors", "vae"),
+    "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors": (
+        f"{WAN22}/diffusion_models/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+        "diffusion_models",
+    ),
+    "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors": (
+        f"{WAN22}/diffusion_models/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors",
+        "diffusion_models",
+    ),
+    "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors": (
+        f"{WAN22}/diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
+        "diffusion_models",
+    ),
+    "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors": (
+        f"{WAN22}/diffusion_models/wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors",
+        "diffusion_models",
     ),
     "svd_xt.safetensors": (
         f"{HF}/stabilityai/stable-video-diffusion-img2vid-xt/resolve/main/svd_xt.safetensors",
@@ -139,13 +161,14 @@ def wan_i2v_long() -> list[N]:
         N(5, "CLIPVisionLoader", "Load CLIP Vision", (0, 300), {"clip_name": "clip_vision_h.safetensors"}),
         N(6, "VAELoader", "Load VAE (Wan 2.1)", (0, 420), {"vae_name": "wan_2.1_vae.safetensors"}),
         N(7, "LoadImage", "Start Image", (0, 540), {"image": "cascadev_demo_guide.png"}),
-        N(8, "CascadeVI2VWan", "CascadeV I2V Adapter (Wan)", (360, 440),
+        N(8, "CascadeVI2VWan", "CascadeV I2V Adapter (Wan 2.1 / 2.2 14B)", (360, 440),
           {"width": 832, "height": 480, "length": 33}, {"clip_vision": (5, 0)}),
         N(9, "CascadeVSearchOptions", "CascadeV Noise Search Options", (360, 640),
           {"mode": "search", "candidates": 4, "preview_steps": 4, "batch_size": 0, "color_correction": 0.5,
            "keep_guide_frame": False, "score_frames": 0, "score_size": 224}),
         N(10, "CascadeVChunkSampler", "CascadeV Chunk Sampler (k-step noise search)", (720, 0),
-          {"chunks": 4, "seed": 7, "steps": 20, "cfg": 5.0, "sampler_name": "euler", "scheduler": "simple", "fps": 16.0},
+          {"chunks": 4, "seed": 7, "steps": 20, "cfg": 5.0, "sampler_name": "euler", "scheduler": "simple", "fps": 16.0,
+           "switch_step": 0},
           {"model": (1, 0), "vae": (6, 0), "i2v": (8, 0), "start_image": (7, 0), "positive": (3, 0),
            "negative": (4, 0), "search_options": (9, 0), "clip_vision": (5, 0)}),
         N(11, "SaveVideo", "Save Video", (1080, 0),
@@ -160,13 +183,14 @@ def svd_long() -> list[N]:
         N(2, "LoadImage", "Start Image", (0, 200), {"image": "cascadev_demo_guide.png"}),
         N(3, "VideoLinearCFGGuidance", "Video Linear CFG Guidance", (360, 0), {"min_cfg": 1.0}, {"model": (1, 0)}),
         N(4, "CascadeVI2VSVD", "CascadeV I2V Adapter (SVD)", (360, 200),
-          {"width": 1024, "height": 576, "video_frames": 14, "motion_bucket_id": 127, "fps": 6,
+          {"width": 1024, "height": 576, "video_frames": 25, "motion_bucket_id": 127, "fps": 6,
            "augmentation_level": 0.0}, {"clip_vision": (1, 1)}),
         N(5, "CascadeVSearchOptions", "CascadeV Noise Search Options", (360, 500),
           {"mode": "search", "candidates": 4, "preview_steps": 4, "batch_size": 1, "color_correction": 0.5,
            "keep_guide_frame": False, "score_frames": 0, "score_size": 224}),
         N(6, "CascadeVChunkSampler", "CascadeV Chunk Sampler (k-step noise search)", (720, 0),
-          {"chunks": 4, "seed": 7, "steps": 20, "cfg": 2.5, "sampler_name": "euler", "scheduler": "karras", "fps": 6.0},
+          {"chunks": 4, "seed": 7, "steps": 20, "cfg": 2.5, "sampler_name": "euler", "scheduler": "karras", "fps": 6.0,
+           "switch_step": 0},
           {"model": (3, 0), "vae": (1, 2), "i2v": (4, 0), "start_image": (2, 0), "search_options": (5, 0),
            "clip_vision": (1, 1)}),
         N(7, "SaveVideo", "Save Video", (1080, 0),
@@ -175,11 +199,118 @@ def svd_long() -> list[N]:
     ]  # fmt: skip
 
 
+NEGATIVE = "blurry, low quality, static, distorted, watermark"
+
+
+def wan_text(x: int, y: int, prompt: str) -> list[N]:
+    """umt5 text encoder and the two prompts (nodes 2, 3, 4)."""
+    return [
+        N(2, "CLIPLoader", "Load CLIP (umt5)", (x, y + 140),
+          {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "type": "wan", "device": "default"}),
+        N(3, "CLIPTextEncode", "Positive Prompt", (x + 360, y), {"text": prompt}, {"clip": (2, 0)}),
+        N(4, "CLIPTextEncode", "Negative Prompt", (x + 360, y + 220), {"text": NEGATIVE}, {"clip": (2, 0)}),
+    ]  # fmt: skip
+
+
+def long_video_tail(sampler_id: int, x: int, prefix: str) -> list[N]:
+    """Save Video and the search report after the chunk sampler."""
+    return [
+        N(sampler_id + 1, "SaveVideo", "Save Video", (x, 0),
+          {"filename_prefix": f"cascadev/{prefix}", "format": "auto", "codec": "auto"}, {"video": (sampler_id, 1)}),
+        N(sampler_id + 2, "PreviewAny", "Search report", (x, 300), {}, {"source": (sampler_id, 2)}),
+    ]  # fmt: skip
+
+
+def search_options(node_id: int, pos: tuple[int, int], batch_size: int = 0) -> N:
+    return N(node_id, "CascadeVSearchOptions", "CascadeV Noise Search Options", pos,
+             {"mode": "halving", "candidates": 4, "preview_steps": 4, "batch_size": batch_size,
+              "color_correction": 0.5, "keep_guide_frame": False, "score_frames": 0, "score_size": 224})  # fmt: skip
+
+
+def wan22_ti2v_long() -> list[N]:
+    """Wan 2.2 TI2V 5B (its template's model, VAE, shift 8, 20 uni_pc steps, cfg 5, 24 fps) chunk by chunk."""
+    return [
+        N(1, "UNETLoader", "Load Diffusion Model (Wan 2.2 TI2V 5B)", (0, 0),
+          {"unet_name": "wan2.2_ti2v_5B_fp16.safetensors", "weight_dtype": "default"}),
+        *wan_text(0, 0, "The camera slowly dollies forward along a coastal cliff path at golden hour"),
+        N(5, "ModelSamplingSD3", "Model Sampling (shift)", (360, -140), {"shift": 8.0}, {"model": (1, 0)}),
+        N(6, "VAELoader", "Load VAE (Wan 2.2)", (0, 420), {"vae_name": "wan2.2_vae.safetensors"}),
+        N(7, "LoadImage", "Start Image", (0, 540), {"image": "cascadev_demo_guide.png"}),
+        N(8, "CascadeVI2VWan22", "CascadeV I2V Adapter (Wan 2.2 TI2V 5B)", (360, 440),
+          {"width": 1280, "height": 704, "length": 121}),
+        search_options(9, (360, 640)),
+        N(10, "CascadeVChunkSampler", "CascadeV Chunk Sampler (k-step noise search)", (720, 0),
+          {"chunks": 3, "seed": 7, "steps": 20, "cfg": 5.0, "sampler_name": "uni_pc", "scheduler": "simple",
+           "fps": 24.0, "switch_step": 0},
+          {"model": (5, 0), "vae": (6, 0), "i2v": (8, 0), "start_image": (7, 0), "positive": (3, 0),
+           "negative": (4, 0), "search_options": (9, 0)}),
+        *long_video_tail(10, 1080, "long_video_wan22_5b"),
+    ]  # fmt: skip
+
+
+def wan22_14b_long() -> list[N]:
+    """Wan 2.2 14B I2V, high-noise expert for the first half of every schedule, low-noise expert for the rest (its
+    template's 20-step settings: euler, simple, cfg 3.5, shift 8, switch at step 10)."""
+    return [
+        N(1, "UNETLoader", "Load Diffusion Model (Wan 2.2 14B I2V, high noise)", (0, 0),
+          {"unet_name": "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors", "weight_dtype": "default"}),
+        *wan_text(0, 0, "The camera slowly dollies forward along a coastal cliff path at golden hour"),
+        N(5, "ModelSamplingSD3", "Model Sampling (shift, high)", (360, -280), {"shift": 8.0}, {"model": (1, 0)}),
+        N(6, "VAELoader", "Load VAE (Wan 2.1)", (0, 420), {"vae_name": "wan_2.1_vae.safetensors"}),
+        N(7, "LoadImage", "Start Image", (0, 540), {"image": "cascadev_demo_guide.png"}),
+        N(8, "CascadeVI2VWan", "CascadeV I2V Adapter (Wan 2.1 / 2.2 14B)", (360, 440),
+          {"width": 640, "height": 640, "length": 81}),
+        search_options(9, (360, 640)),
+        N(10, "CascadeVChunkSampler", "CascadeV Chunk Sampler (k-step noise search)", (720, 0),
+          {"chunks": 3, "seed": 7, "steps": 20, "cfg": 3.5, "sampler_name": "euler", "scheduler": "simple",
+           "fps": 16.0, "switch_step": 10},
+          {"model": (5, 0), "vae": (6, 0), "i2v": (8, 0), "start_image": (7, 0), "positive": (3, 0),
+           "negative": (4, 0), "search_options": (9, 0), "model_low_noise": (14, 0)}),
+        *long_video_tail(10, 1080, "long_video_wan22_14b"),
+        N(13, "UNETLoader", "Load Diffusion Model (Wan 2.2 14B I2V, low noise)", (0, -300),
+          {"unet_name": "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors", "weight_dtype": "default"}),
+        N(14, "ModelSamplingSD3", "Model Sampling (shift, low)", (360, -420), {"shift": 8.0}, {"model": (13, 0)}),
+    ]  # fmt: skip
+
+
+def wan22_t2v_refine() -> list[N]:
+    """Wan 2.2 14B T2V as its template runs it (two KSamplerAdvanced, high-noise expert steps 0-10 of 20, low-noise
+    10-20, cfg 3.5, shift 8), then the cascade."""
+    nodes = [
+        N(1, "UNETLoader", "Load Diffusion Model (Wan 2.2 14B T2V, high noise)", (0, 0),
+          {"unet_name": "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "weight_dtype": "default"}),
+        *wan_text(0, 0, "A red fox trotting through fresh snow in a sunlit birch forest, cinematic"),
+        N(5, "EmptyHunyuanLatentVideo", "Empty Latent Video", (360, 440),
+          {"width": 640, "height": 640, "length": 81, "batch_size": 1}),
+        N(6, "ModelSamplingSD3", "Model Sampling (shift, high)", (360, -140), {"shift": 8.0}, {"model": (1, 0)}),
+        N(7, "KSamplerAdvanced", "KSampler (high noise, steps 0-10)", (720, 0),
+          {"add_noise": "enable", "noise_seed": 1, "steps": 20, "cfg": 3.5, "sampler_name": "euler",
+           "scheduler": "simple", "start_at_step": 0, "end_at_step": 10, "return_with_leftover_noise": "enable"},
+          {"model": (6, 0), "positive": (3, 0), "negative": (4, 0), "latent_image": (5, 0)}),
+        N(8, "VAELoader", "Load VAE (Wan 2.1)", (1080, 320), {"vae_name": "wan_2.1_vae.safetensors"}),
+        N(9, "VAEDecode", "VAE Decode (base frames)", (1440, 0), {}, {"samples": (12, 0), "vae": (8, 0)}),
+        N(10, "UNETLoader", "Load Diffusion Model (Wan 2.2 14B T2V, low noise)", (0, -300),
+          {"unet_name": "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors", "weight_dtype": "default"}),
+        N(11, "ModelSamplingSD3", "Model Sampling (shift, low)", (360, -300), {"shift": 8.0}, {"model": (10, 0)}),
+        N(12, "KSamplerAdvanced", "KSampler (low noise, steps 10-20)", (1080, 0),
+          {"add_noise": "disable", "noise_seed": 1, "steps": 20, "cfg": 3.5, "sampler_name": "euler",
+           "scheduler": "simple", "start_at_step": 10, "end_at_step": 10000, "return_with_leftover_noise": "disable"},
+          {"model": (11, 0), "positive": (3, 0), "negative": (4, 0), "latent_image": (7, 0)}),
+    ]  # fmt: skip
+    return nodes + cascade_nodes(("images", (9, 0)), 1800, fps=16.0)
+
+
 WORKFLOW_SPECS = {
     "cascadev_refine_video": ("Refine an existing video (LoadVideo -> CascadeV -> SaveVideo)", refine_video),
     "cascadev_wan_t2v_refine": ("Wan 2.1 text-to-video -> CascadeV refine -> sliced VAE decode", wan_t2v_refine),
     "cascadev_long_video_wan_i2v": ("Long image-to-video with Wan 2.1 I2V and k-step noise search", wan_i2v_long),
     "cascadev_long_video_svd": ("Long image-to-video with SVD-XT and k-step noise search", svd_long),
+    "cascadev_wan22_t2v_refine": ("Wan 2.2 14B text-to-video (two experts) -> CascadeV refine", wan22_t2v_refine),
+    "cascadev_long_video_wan22_ti2v_5b": ("Long image-to-video with Wan 2.2 TI2V 5B and noise search", wan22_ti2v_long),
+    "cascadev_long_video_wan22_14b_i2v": (
+        "Long image-to-video with Wan 2.2 14B I2V (two experts) and noise search",
+        wan22_14b_long,
+    ),
 }
 
 

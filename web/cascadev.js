@@ -105,8 +105,9 @@ function costQuery(node) {
   const frames = Number(widgetValue(options, "window", 0));
   if (tile) params.tile = tile; // else the model file's own tile and window
   if (frames) params.frames = frames;
-  const ditName = widgetValue(loader, "dit_name", "");
-  if (ditName) params.dit_name = ditName;
+  // the model file's own sizes, when the file is there (a workflow can name one not downloaded yet)
+  const ditWidget = loader?.widgets?.find((w) => w.name === "dit_name");
+  if (ditWidget?.options?.values?.includes?.(ditWidget.value)) params.dit_name = ditWidget.value;
   params.weight_dtype = widgetValue(loader, "weight_dtype", "auto");
   return new URLSearchParams(params).toString();
 }

@@ -234,3 +234,27 @@ def test_align_tensors_copies_only_unaligned_ones():
     assert not is_aligned(model.weight)
     assert align_tensors_(model) == 1
     assert is_aligned(model.weight) and isinstance(model.weight, torch.nn.Parameter) and model.bias is bias
+
+
+def test_a_file_with_python_objects_is_refused_with_how_to_convert_it(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    path = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"a": torch.zeros(1)}, "x": Payload()}, path)
+    with pytest.raises(ValueError, match=r"evil.pth is not a plain tensor checkpoint.*safetensors") as err:
+        load_dit(path)
+    assert "weights_only=False" not in str(err.value)  # never advise loading it unsafely
+
+
+def test_odd_config_metadata_fails_at_load_naming_the_file(tmp_path):
+    from safetensors.torch import save_file
+
+    odd = DiTConfig(hidden_size=24, depth=2, num_heads=2, input_size=2, lats_per_vid=1, attn_layout="official")
+    model = CascadeDiT(odd)
+    meta = {METADATA_CONFIG_KEY: odd.to_json()}
+    path = tmp_path / "odd.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata=meta)
+    with pytest.raises(ValueError, match=r"odd.safetensors: its config \(lats_per_vid=1, input_size=2"):
+        load_dit(path)
