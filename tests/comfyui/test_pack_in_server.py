@@ -55,7 +55,8 @@ def test_object_info_lists_every_declared_node(object_info):
         info = object_info[node_id]
         assert info["category"] == meta["category"]
         assert info["category"].startswith("CascadeV/")
-        assert info["display_name"] == meta["display_name"]
+        # a node whose ComfyUI internals this version lacks is still listed, marked (HunyuanVideo 1.5 on 0.3.52)
+        assert info["display_name"] in (meta["display_name"], f"{meta['display_name']} (unavailable)")
         assert info["python_module"].endswith("ComfyUI-CascadeV")
 
 
