@@ -117,3 +117,34 @@ def test_a_checkpoint_with_python_objects_is_refused_by_name_without_server_path
     message = error["exception_message"]
     assert message.startswith("dit_name: untrusted.pth is not a plain tensor checkpoint"), message
     assert str(comfy_server.base) not in message and "weights_only=False" not in message
+
+
+def execution_error(server, prompt) -> dict:
+    entry = server.wait(server.queue(prompt), timeout=300)
+    return next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
+
+
+def test_a_size_that_cannot_fit_is_refused_before_any_work_with_the_bytes_it_needs(comfy_server):
+    prompt = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 64, "color": 0}},
+        "2": {"class_type": "CascadeVEffnetLoader",
+              "inputs": {"effnet_name": "tiny_effnet_encoder.safetensors", "weight_dtype": "fp32"}},
+        "3": {"class_type": "CascadeVEncode",
+              "inputs": {"effnet": ["2", 0], "images": ["1", 0], "resize": "long_side", "resize_value": 16384.0}},
+        "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}},
+    }  # fmt: skip
+    error = execution_error(comfy_server, prompt)
+    assert error["node_id"] == "3" and error["exception_type"].endswith("DoesNotFit"), error
+    message = error["exception_message"]
+    assert message.startswith("CascadeV Encode Frames: images: 64 frames of 16384x16384 pixels needs about"), message
+    assert "GiB" in message and "choose a smaller resize" in message
+
+
+def test_a_chunk_size_that_cannot_fit_is_refused_before_any_work(comfy_server, demo_inputs):
+    from test_workflows import tiny_chunk_graph
+
+    prompt = tiny_chunk_graph()
+    prompt["8"]["inputs"].update(width=8192, height=8192, length=4093)
+    error = execution_error(comfy_server, prompt)
+    assert error["node_id"] == "10" and error["exception_type"].endswith("DoesNotFit"), error
+    assert "CascadeV Chunk Sampler: i2v: 2 chunks of 4093 frames at 8192x8192 pixels" in error["exception_message"]
