@@ -50,7 +50,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,46 +153,8 @@ def random_vae(comfy_sd, kind: str, seed: int = 0):
 
 
 def _live_bytes_mode():
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_leaves
-
-    class LiveTensorBytes(TorchDispatchMode):
-        """Bytes of live CPU tensor storages created by aten ops (views and in-place results not double counted)."""
-
-        def __init__(self):
-            super().__init__()
-            self.refs: dict[int, list[int]] = {}
-            self.current = 0
-            self.peak = 0
-
-        def _release(self, key: int) -> None:
-            entry = self.refs.get(key)
-            if entry is None:
-                return
-            entry[1] -= 1
-            if entry[1] == 0:
-                self.current -= entry[0]
-                del self.refs[key]
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            inputs = {t.untyped_storage()._cdata for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
-            for t in tree_leaves(out):
-                if not isinstance(t, torch.Tensor) or t.device.type != "cpu":
-                    continue
-                key = t.untyped_storage()._cdata
-                if key in self.refs:
-                    self.refs[key][1] += 1
-                elif key in inputs:
-                    continue
-                else:
-                    nbytes = t.untyped_storage().nbytes()
-                    self.refs[key] = [nbytes, 1]
-                    self.current += nbytes
-                    self.peak = max(self.peak, self.current)
-                weakref.finalize(t, self._release, key)
-            return out
+    """A fresh :class:`cascadev_core.live_bytes.LiveTensorBytes` (live CPU tensor bytes and their peak)."""
+    from cascadev_core.live_bytes import LiveTensorBytes
 
     return LiveTensorBytes()
 

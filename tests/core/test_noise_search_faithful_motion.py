@@ -19,12 +19,7 @@ from cascadev_core.noise_search.testbed import make_guide
 T = 8
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # stable timings; the results do not depend on it
 
 
 def lab_lightness(v: float) -> float:

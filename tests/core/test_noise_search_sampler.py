@@ -24,13 +24,7 @@ T, SIZE = 4, 12
 NAIVE = SearchOptions(mode="naive", num_chunks=1, steps=3)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tensors are tiny: one thread avoids OpenMP spin-waits on a shared 2-core machine (10x faster)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread avoids OpenMP spin-waits
 
 
 def small_model() -> GaussianMixtureVideo:
