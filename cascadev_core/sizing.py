@@ -81,10 +81,10 @@ def cascade_size(
     else:
         h, w = height, width
         if h % EFFNET_STRIDE or w % EFFNET_STRIDE:
-            fit_h, fit_w = _round_to_stride(h, up=True), _round_to_stride(w, up=True)
+            auto = cascade_size(height, width, tile=tile, where=where)
             raise ValueError(
                 f"{where}: 'none' keeps the input's {width}x{height} pixels, but both sides must be multiples of "
-                f"{EFFNET_STRIDE}; choose 'auto' (here {fit_w}x{fit_h} or larger) or resize the frames first"
+                f"{EFFNET_STRIDE}; choose 'auto' (here {auto.width}x{auto.height}) or resize the frames first"
             )
     if min(h, w) < tile:
         need = math.ceil(tile * long / short)

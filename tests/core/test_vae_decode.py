@@ -115,3 +115,18 @@ def test_bad_arguments(latents):
         decode_latents(local_decode, latents, blend="crossfade")
     with pytest.raises(ValueError, match="decode output"):
         decode_latents(lambda z: z[:, :3, :5], latents)
+
+
+def test_decoding_into_a_preallocated_output_adds_only_one_slice(latents):
+    """``out=``: the pixels go slice by slice into the caller's tensor; no full-size copy of the video is made
+    (the node decodes into ComfyUI's IMAGE tensor this way and clamps it in place)."""
+    from cascadev_core.live_bytes import LiveTensorBytes
+
+    out = torch.empty(2, 3, 6, 160, 224)
+    video_bytes = out.numel() * out.element_size()
+    with torch.no_grad(), LiveTensorBytes() as meter:
+        decode_latents(local_decode, latents, out=out, frames_per_call=2)
+    assert meter.peak < video_bytes / 2, (meter.peak, video_bytes)  # a slice is a third of a video here
+    with torch.no_grad(), LiveTensorBytes() as meter:
+        decode_latents(local_decode, latents, frames_per_call=2)
+    assert meter.peak >= video_bytes  # without out= the output itself is allocated inside
