@@ -197,13 +197,15 @@ def setup() -> tuple[Path, Path]:
 # ----------------------------------------------------------------------------------------------------------------
 # Server
 # ----------------------------------------------------------------------------------------------------------------
-def make_base_directory(base: Path) -> Path:
-    """Create a ComfyUI base directory whose ``custom_nodes/`` links to this pack."""
+def make_base_directory(base: Path, extra_custom_nodes: tuple[Path, ...] = ()) -> Path:
+    """Create a ComfyUI base directory whose ``custom_nodes/`` links to this pack (and to ``extra_custom_nodes``,
+    each under its folder name: e.g. the tests' tiny-model loaders)."""
     for sub in ("custom_nodes", "models", "input", "output", "temp", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
-    link = base / "custom_nodes" / PACK_DIR_NAME
-    if not link.exists():
-        link.symlink_to(REPO, target_is_directory=True)
+    for name, target in ((PACK_DIR_NAME, REPO), *((Path(p).name, Path(p)) for p in extra_custom_nodes)):
+        link = base / "custom_nodes" / name
+        if not link.exists():
+            link.symlink_to(Path(target).resolve(), target_is_directory=True)
     return base
 
 
@@ -214,13 +216,14 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    """A ComfyUI server process on loopback with this pack loaded. Use as a context manager."""
+    """A ComfyUI server process on loopback with this pack loaded (and the node packs in ``extra_custom_nodes``,
+    e.g. ``make_tiny_models.TINY_LOADERS_PACK`` for tests). Use as a context manager."""
 
     def __init__(
         self, py: Path, comfy: Path, base: Path, port: int | None = None, output: Path | None = None,
-        env: dict[str, str] | None = None, args: list[str] | None = None,
+        env: dict[str, str] | None = None, args: list[str] | None = None, extra_custom_nodes: tuple[Path, ...] = (),
     ):  # fmt: skip
-        self.py, self.comfy, self.base = py, comfy, make_base_directory(base)
+        self.py, self.comfy, self.base = py, comfy, make_base_directory(base, tuple(extra_custom_nodes))
         self.port = port or free_port()
         self.output = output
         self.env, self.args = env or {}, args or []  # extra environment variables and arguments of the server

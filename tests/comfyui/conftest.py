@@ -1,4 +1,5 @@
-"""One real ComfyUI server per test session, with this pack loaded and tiny generated weights in its models/.
+"""One real ComfyUI server per test session, with this pack and the test-only tiny loaders (``tiny_loaders/``)
+loaded and tiny generated weights in its models/.
 
 The ComfyUI tree comes from ``$COMFYUI_PATH`` (set by ``scripts/comfyui_env.py test``) or the cached one that
 ``scripts/comfyui_env.py setup`` unpacks. The server is stopped at the end of the session whatever happens.
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import comfyui_env
 import pytest
-from make_tiny_models import write_tiny_models
+from make_tiny_models import TINY_LOADERS_PACK, write_tiny_models
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +19,8 @@ def comfy_server(tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy-base")
     comfyui_env.make_base_directory(base)
     write_tiny_models(base / "models")
-    server = comfyui_env.ComfyServer(Path(sys.executable), comfy, base)
+    # the test-only loaders that build tiny models where ComfyUI's stock loaders need the released widths
+    server = comfyui_env.ComfyServer(Path(sys.executable), comfy, base, extra_custom_nodes=[TINY_LOADERS_PACK])
     try:
         server.start()
         yield server

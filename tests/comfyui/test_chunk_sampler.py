@@ -4,6 +4,7 @@ SDE samplers, a second expert, a SIGMAS input, and a preview longer than the sch
 import json
 
 import pytest
+from make_tiny_models import COMFY_FILES
 from test_workflows import tiny_chunk_graph
 
 pytestmark = pytest.mark.comfyui
@@ -39,15 +40,22 @@ def test_candidates_do_not_depend_on_the_batch_under_stochastic_samplers(comfy_s
 
 
 def test_the_low_noise_expert_takes_over_in_previews_and_full_runs(comfy_server, demo_inputs):
+    """Wan 2.2 14B I2V's two experts (tiny stand-ins with different weights): the high-noise one alone, then with
+    the low-noise one from step 2 of 4. The previews (2 steps) cross the same noise level, so the candidate scores
+    change as well as the full run's. (Another shift on the same weights would not do: a flow model's prediction
+    does not depend on its shift, and the schedule comes from the first model.)"""
     prompt = tiny_chunk_graph(candidates=2, preview_steps=2, steps=4, chunks=1)
+    prompt["1"]["inputs"]["unet_name"] = COMFY_FILES["wan22_i2v_high"].name
     alone = run_report(comfy_server, prompt)
-    prompt["13"] = {"class_type": "UNETLoader", "inputs": dict(prompt["1"]["inputs"])}
-    prompt["14"] = {"class_type": "ModelSamplingSD3", "inputs": {"model": ["13", 0], "shift": 1.0}}
-    prompt["10"]["inputs"].update(model_low_noise=["14", 0], switch_step=2)
+    low_noise = {"unet_name": COMFY_FILES["wan22_i2v_low"].name, "weight_dtype": "default"}
+    prompt["13"] = {"class_type": "UNETLoader", "inputs": low_noise}
+    prompt["10"]["inputs"].update(model_low_noise=["13", 0], switch_step=2)
     experts = run_report(comfy_server, prompt)
     assert experts["evaluations"] == alone["evaluations"] == 2 * 2 + 4  # m*k + s: the split adds no evaluation
-    # the second expert is a different model (another shift) for the low-noise steps, so the results change
-    assert experts["chunks"][0]["candidate_scores"] != alone["chunks"][0]["candidate_scores"]
+    chunk_alone, chunk_experts = alone["chunks"][0], experts["chunks"][0]
+    assert chunk_experts["candidate_seeds"] == chunk_alone["candidate_seeds"]
+    assert chunk_experts["candidate_scores"] != chunk_alone["candidate_scores"]  # the previews switched
+    assert chunk_experts["final_score"] != chunk_alone["final_score"]  # and the full run
 
 
 def test_a_sigmas_input_sets_the_full_schedule_and_previews_resample_it(comfy_server, demo_inputs):
