@@ -424,8 +424,15 @@ class CascadeVChunkSampler(io.ComfyNode):
 def evaluator(clip_vision):
     """The paper's CLIP similarity (worst frame) with a CLIP vision model, else the weight-free default (faithful to
     the guide, keeps motion, penalises flicker)."""
-    embed = None if clip_vision is None else (lambda x: clip_vision.encode_image(x.movedim(1, -1)).image_embeds)
+    embed = None if clip_vision is None else (lambda x: image_embeddings(clip_vision, x))
     return default_evaluator(embed)
+
+
+def image_embeddings(clip_vision, frames: torch.Tensor) -> torch.Tensor:
+    """``[N, D]`` embeddings of frames ``[N, 3, H, W]``: a CLIP's projected image embeds; a model that gives one per
+    token (SigLIP in ComfyUI, e.g. HunyuanVideo 1.5's: no pooling head) is mean-pooled over its tokens."""
+    embeds = clip_vision.encode_image(frames.movedim(1, -1)).image_embeds
+    return embeds.mean(dim=1) if embeds.ndim == 3 else embeds
 
 
 NODES = [

@@ -36,6 +36,15 @@ class HunyuanVideo15I2V(I2VAdapter):
     def zero_text(self, width: int) -> list:
         return [[torch.zeros(1, 1, width), {"pooled_output": None}]]  # its text encoder always gives one
 
+    def decode(self, vae, x: torch.Tensor) -> torch.Tensor:
+        """Frames of one candidate, ``length`` of them with the guide first: ComfyUI's HunyuanVideo 1.5 VAE decodes
+        ``T`` latent frames into ``4 T`` frames, the first latent frame (the guide, encoded as 4 copies) into 4
+        frames; all but the last of those are dropped (what its tiled decode, ``4 T - 3`` frames, gives), so a
+        chunk join does not repeat the guide."""
+        frames = super().decode(vae, x)
+        extra = frames.shape[1] - ((x.shape[2] - 1) * self.compression[2] + 1)
+        return frames[:, extra:] if extra > 0 else frames
+
 
 class CascadeVI2VHunyuanVideo15(io.ComfyNode):
     REQUIRES = (HUNYUAN15_I2V,)
