@@ -39,12 +39,23 @@ def require(object_info: dict, *class_types: str) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Each family's stock template path on its tiny models
 # ---------------------------------------------------------------------------------------------------------------
-def text_nodes(clip: list, encoder: str = "umt5_xxl_fp8_e4m3fn_scaled.safetensors", kind: str = "wan") -> dict:
+def prompts(clip: list) -> dict:
+    """The positive and negative text encodes on ``clip``."""
     return {
-        "clip": node("CLIPLoader", clip_name=encoder, type=kind, device="default"),
         "pos": node("CLIPTextEncode", text=PROMPT, clip=clip),
         "neg": node("CLIPTextEncode", text="blurry", clip=clip),
     }
+
+
+def text_nodes(clip: list, encoder: str = "umt5_xxl_fp8_e4m3fn_scaled.safetensors", kind: str = "wan") -> dict:
+    return {"clip": node("CLIPLoader", clip_name=encoder, type=kind, device="default"), **prompts(clip)}
+
+
+#: HunyuanVideo 1.5's two text encoders, as its templates load them
+HUNYUAN15_TEXT_ENCODERS = node(
+    "DualCLIPLoader", clip_name1="qwen_2.5_vl_7b_fp8_scaled.safetensors",
+    clip_name2="byt5_small_glyphxl_fp16.safetensors", type="hunyuan_video_15", device="default",
+)  # fmt: skip
 
 
 def sample_and_decode(model: list, latent: list, vae: list, positive=("pos", 0), negative=("neg", 0)) -> dict:
@@ -81,23 +92,22 @@ def wan_t2v_graph(unet: str, lora: str | None = None) -> dict:
     return {**g, **sample_and_decode(model, ["latent", 0], ["vae", 0])}
 
 
+def family_i2v(class_type: str, **extra) -> dict:
+    """The family's stock image-to-video conditioning node on the graph's text, VAE and guide image, 5 frames of
+    32x32."""
+    return node(
+        class_type, positive=["pos", 0], negative=["neg", 0], vae=["vae", 0], width=32, height=32, length=5,
+        batch_size=1, start_image=["image", 0], **extra,
+    )  # fmt: skip
+
+
 def wan_i2v_graph(unet: str, clip_vision: bool, lora: str | None = None) -> dict:
     g = {
         "unet": node("UNETLoader", unet_name=unet, weight_dtype="default"),
         "vae": node("VAELoader", vae_name="wan_2.1_vae.safetensors"),
         **text_nodes(["clip", 0]),
         "image": node("LoadImage", image=GUIDE),
-        "i2v": node(
-            "WanImageToVideo",
-            positive=["pos", 0],
-            negative=["neg", 0],
-            vae=["vae", 0],
-            width=32,
-            height=32,
-            length=5,
-            batch_size=1,
-            start_image=["image", 0],
-        ),  # fmt: skip
+        "i2v": family_i2v("WanImageToVideo"),
     }
     if clip_vision:
         g["cv"] = node("CLIPVisionLoader", clip_name="clip_vision_h.safetensors")
@@ -133,30 +143,12 @@ def hunyuan15_graph() -> dict:
     return {
         "unet": node("UNETLoader", unet_name="hunyuanvideo1.5_720p_i2v_fp16.safetensors", weight_dtype="default"),
         "vae": node("VAELoader", vae_name="hunyuanvideo15_vae_fp16.safetensors"),
-        "clip": node(
-            "DualCLIPLoader",
-            clip_name1="qwen_2.5_vl_7b_fp8_scaled.safetensors",
-            clip_name2="byt5_small_glyphxl_fp16.safetensors",
-            type="hunyuan_video_15",
-            device="default",
-        ),  # fmt: skip
-        "pos": node("CLIPTextEncode", text=PROMPT, clip=["clip", 0]),
-        "neg": node("CLIPTextEncode", text="blurry", clip=["clip", 0]),
+        "clip": HUNYUAN15_TEXT_ENCODERS,
+        **prompts(["clip", 0]),
         "image": node("LoadImage", image=GUIDE),
         "cv": node("CLIPVisionLoader", clip_name="sigclip_vision_patch14_384.safetensors"),
         "cv_out": node("CLIPVisionEncode", clip_vision=["cv", 0], image=["image", 0], crop="center"),
-        "i2v": node(
-            "HunyuanVideo15ImageToVideo",
-            positive=["pos", 0],
-            negative=["neg", 0],
-            vae=["vae", 0],
-            width=32,
-            height=32,
-            length=5,
-            batch_size=1,
-            start_image=["image", 0],
-            clip_vision_output=["cv_out", 0],
-        ),  # fmt: skip
+        "i2v": family_i2v("HunyuanVideo15ImageToVideo", clip_vision_output=["cv_out", 0]),
         **sample_and_decode(["unet", 0], ["i2v", 2], ["vae", 0], ("i2v", 0), ("i2v", 1)),
     }
 
@@ -402,18 +394,9 @@ def test_hunyuan_video15_adapter(comfy_server, object_info, guides):
         "model": unet("hunyuanvideo1.5_720p_i2v_fp16.safetensors"),
         "vae": node("VAELoader", vae_name="hunyuanvideo15_vae_fp16.safetensors"),
         "cv": node("CLIPVisionLoader", clip_name="sigclip_vision_patch14_384.safetensors"),
-        "clip": node(
-            "DualCLIPLoader",
-            clip_name1="qwen_2.5_vl_7b_fp8_scaled.safetensors",
-            clip_name2="byt5_small_glyphxl_fp16.safetensors",
-            type="hunyuan_video_15",
-            device="default",
-        ),  # fmt: skip
+        "clip": HUNYUAN15_TEXT_ENCODERS,
     }
-    text = {
-        "pos": node("CLIPTextEncode", text=PROMPT, clip=["clip", 0]),
-        "neg": node("CLIPTextEncode", text="blurry", clip=["clip", 0]),
-    }
+    text = prompts(["clip", 0])
     adapter = node("CascadeVI2VHunyuanVideo15", width=32, height=32, length=5, clip_vision=["cv", 0])
     make = lambda guide: chunk_graph(models, adapter, {}, guide, text)  # noqa: E731
     # ComfyUI's HunyuanVideo 1.5 VAE decodes 4 frames per latent frame (5 frames -> 8); the adapter drops the 3
